@@ -1,0 +1,62 @@
+"""``impl="lax"``: convolutions on ``jax.lax.conv_general_dilated``.
+
+A transposed convolution is the gradient of a convolution w.r.t. its input:
+a convolution of the input dilated by ``stride`` (``lhs_dilation``) with the
+spatially flipped kernel whose in/out channel roles are swapped per group,
+padded by ``d*(k-1) - p`` before and ``d*(k-1) - p + output_padding`` after
+(negative pads crop).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import lax
+
+from jaxconv.functional._spec import ConvSpec
+
+_SPATIAL = "DHW"
+
+
+def dimension_numbers(nd: int, channels_last: bool) -> tuple[str, str, str]:
+    sp = _SPATIAL[-nd:] if nd <= 3 else None
+    lhs = f"N{sp}C" if channels_last else f"NC{sp}"
+    return lhs, f"OI{sp}", lhs
+
+
+def transposed_weight_as_conv(w_IOK: jnp.ndarray, groups: int) -> jnp.ndarray:
+    """(in, out/g, *k) transposed-conv weight -> (out, in/g, *k) flipped conv weight."""
+    cin, cout_g = w_IOK.shape[:2]
+    k = w_IOK.shape[2:]
+    w = w_IOK.reshape(groups, cin // groups, cout_g, *k)
+    w = jnp.swapaxes(w, 1, 2).reshape(groups * cout_g, cin // groups, *k)
+    return jnp.flip(w, axis=tuple(range(2, 2 + len(k))))
+
+
+def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    return lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=spec.stride,
+        padding=spec.padding,
+        rhs_dilation=spec.dilation,
+        feature_group_count=spec.groups,
+        dimension_numbers=dimension_numbers(spec.nd, channels_last),
+    )
+
+
+def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    kernel = w.shape[2:]
+    pads = [
+        (d * (k - 1) - lo, d * (k - 1) - hi)
+        for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.padding)
+    ]
+    return lax.conv_general_dilated(
+        x,
+        transposed_weight_as_conv(w, spec.groups),
+        window_strides=(1,) * spec.nd,
+        padding=pads,
+        lhs_dilation=spec.stride,
+        rhs_dilation=spec.dilation,
+        feature_group_count=spec.groups,
+        dimension_numbers=dimension_numbers(spec.nd, channels_last),
+    )
