@@ -1,0 +1,137 @@
+"""Adaptive pooling with ``torch.nn.functional``'s names, arguments and layouts.
+
+Input ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; with
+``channels_last=True`` ``(N, *spatial, C)`` or ``(*spatial, C)``. For an input
+length L and output length out, output ``i`` pools PyTorch's bin
+
+    [floor(i*L/out), ceil((i+1)*L/out))
+
+(bins cover the input, overlap when out does not divide L, and have
+``ceil(L/out)`` or ``ceil(L/out) + 1`` elements). A ``None`` entry of
+``output_size`` keeps that input dim (2D/3D only, as PyTorch). The bins are
+`Windows` reduced one dim at a time by :mod:`jaxconv.functional.pooling`'s
+machinery, so the max rule, indices and gradients are those of max pooling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxconv.functional import _args
+from jaxconv.functional.pooling import (
+    Windows,
+    accumulation_dtype,
+    check_flag,
+    gather_flat,
+    outer_product,
+    prepare_input,
+    restore_layout,
+    window_argmax,
+    window_sum,
+)
+
+
+def adaptive_bins(length: int, out: int) -> Windows:
+    """PyTorch's adaptive bins ``[floor(i*L/out), ceil((i+1)*L/out))`` of a dim of ``length``."""
+    i = np.arange(out)
+    start = (i * length) // out
+    end = -((-(i + 1) * length) // out)
+    slots = np.arange(int((end - start).max()))[None, :]
+    pos = start[:, None] + slots
+    return Windows(np.minimum(pos, length - 1), pos < end[:, None])
+
+
+def _output_size(op: str, output_size: Any, spatial: Sequence[int]) -> tuple[int, ...]:
+    nd = len(spatial)
+    if isinstance(output_size, Sequence) and not isinstance(output_size, str):
+        items = list(output_size)
+        if len(items) != nd:
+            raise ValueError(
+                f"{op}: output_size must be an int or a tuple of {nd} ints, got {tuple(items)!r}"
+            )
+    elif output_size is None:
+        raise TypeError(f"{op}: output_size must be an int or a tuple of {nd} ints, got None")
+    else:
+        items = [output_size] * nd
+    if nd == 1 and items[0] is None:
+        raise TypeError(f"{op}: output_size must be an int or a tuple of one int, got {output_size!r}")
+    return tuple(
+        length if v is None else _args.as_int(v, "output_size", minimum=1)
+        for v, length in zip(items, spatial)
+    )
+
+
+def _adaptive_max(op: str, nd: int, input: Any, output_size: Any, return_indices: Any, channels_last: Any):
+    return_indices = check_flag(return_indices, "return_indices")
+    x, batched = prepare_input(op, input, nd, channels_last)
+    out = _output_size(op, output_size, x.shape[2:])
+    indices = window_argmax(x, [adaptive_bins(length, o) for length, o in zip(x.shape[2:], out)])
+    y = restore_layout(gather_flat(x, indices), batched, channels_last)
+    if return_indices:
+        return y, restore_layout(indices, batched, channels_last)
+    return y
+
+
+def _adaptive_avg(op: str, nd: int, input: Any, output_size: Any, channels_last: Any):
+    x, batched = prepare_input(op, input, nd, channels_last, allow_empty_channels=True)
+    out = _output_size(op, output_size, x.shape[2:])
+    bins = [adaptive_bins(length, o) for length, o in zip(x.shape[2:], out)]
+    counts = outer_product([b.valid.sum(axis=1) for b in bins])
+    acc = accumulation_dtype(x.dtype)
+    y = window_sum(x.astype(acc), bins) / counts.astype(acc)
+    return restore_layout(y.astype(x.dtype), batched, channels_last)
+
+
+_MAX_DOC = """{nd}D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool{nd}d``.
+
+    ``y[n, c, i] = max`` of ``x[n, c]`` over the product of the per-dim bins
+    ``[floor(i*L/out), ceil((i+1)*L/out))``; the output spatial shape is
+    ``output_size``{none}. The argmax follows PyTorch (first maximum in
+    row-major order, NaN wins, the last NaN among several); with
+    ``return_indices=True`` returns ``(y, indices)``, flat indices into the
+    input's spatial dims (int32, int64 with ``jax_enable_x64``). Gradients go to
+    the argmax only.
+    """
+
+_AVG_DOC = """{nd}D adaptive average pooling, as ``torch.nn.functional.adaptive_avg_pool{nd}d``.
+
+    ``y[n, c, i] = mean`` of ``x[n, c]`` over the product of the per-dim bins
+    ``[floor(i*L/out), ceil((i+1)*L/out))``; the output spatial shape is
+    ``output_size``{none}. Half-precision inputs are summed in float32 and the
+    result rounded back.
+    """
+
+_NONE = " (a ``None`` entry keeps that input dim)"
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False, *, channels_last=False):
+    return _adaptive_max("adaptive_max_pool1d", 1, input, output_size, return_indices, channels_last)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False, *, channels_last=False):
+    return _adaptive_max("adaptive_max_pool2d", 2, input, output_size, return_indices, channels_last)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False, *, channels_last=False):
+    return _adaptive_max("adaptive_max_pool3d", 3, input, output_size, return_indices, channels_last)
+
+
+def adaptive_avg_pool1d(input, output_size, *, channels_last=False):
+    return _adaptive_avg("adaptive_avg_pool1d", 1, input, output_size, channels_last)
+
+
+def adaptive_avg_pool2d(input, output_size, *, channels_last=False):
+    return _adaptive_avg("adaptive_avg_pool2d", 2, input, output_size, channels_last)
+
+
+def adaptive_avg_pool3d(input, output_size, *, channels_last=False):
+    return _adaptive_avg("adaptive_avg_pool3d", 3, input, output_size, channels_last)
+
+
+for _nd, _max, _avg in ((1, adaptive_max_pool1d, adaptive_avg_pool1d), (2, adaptive_max_pool2d, adaptive_avg_pool2d),
+                        (3, adaptive_max_pool3d, adaptive_avg_pool3d)):
+    _max.__doc__ = _MAX_DOC.format(nd=_nd, none="" if _nd == 1 else _NONE)
+    _avg.__doc__ = _AVG_DOC.format(nd=_nd, none="" if _nd == 1 else _NONE)

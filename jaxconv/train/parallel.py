@@ -1,0 +1,118 @@
+"""Single-device, pmap and sharded (jit + Mesh) execution of the steps.
+
+A ``Runner`` hides the layout: ``put_state``/``get_state`` move a host-layout
+``TrainState`` onto the devices and back, ``put_batch`` places a global batch,
+and ``train_step``/``eval_step`` take and return the placed values. All three
+modes compute the same global step (see ``steps``), so their loss
+trajectories agree to float32 rounding.
+"""
+
+import dataclasses
+import functools
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxconv.train import steps
+
+AXIS = "data"
+
+
+@dataclasses.dataclass
+class Runner:
+    """Placed execution of the train and eval steps for one parallel mode."""
+
+    kind: str
+    num_devices: int
+    train_step: Callable  # (placed state, placed batch) -> (placed state, metrics)
+    eval_step: Callable  # (placed params, placed batch) -> summed counts
+    put_state: Callable
+    get_state: Callable  # placed state -> host-layout state (one copy)
+    put_batch: Callable  # dict of numpy arrays, leading axis = global batch
+    get_metrics: Callable  # step outputs -> one copy
+
+    def compile(self, state, train_batch, eval_batch) -> dict[str, float]:
+        """Compiles both steps ahead of time for these shapes; returns seconds spent on each."""
+        import time
+
+        times = {}
+        t = time.perf_counter()
+        self.train_step = self.train_step.lower(state, train_batch).compile()
+        times["train_step"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.eval_step = self.eval_step.lower(state.params, eval_batch).compile()
+        times["eval_step"] = time.perf_counter() - t
+        return times
+
+
+def _check_divisible(name: str, size: int, n: int, kind: str) -> None:
+    if size % n:
+        raise ValueError(f"{name}={size} is not divisible by the {n} local devices that parallel={kind!r} splits it over")
+
+
+def create(
+    kind: str,
+    apply_fn: Callable,
+    tx,
+    *,
+    on_nonfinite: str,
+    batch_size: int,
+    eval_batch_size: int,
+    devices=None,
+) -> Runner:
+    """A Runner for ``kind`` in ``("none", "pmap", "sharded")`` over ``devices`` (default: all local)."""
+    train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx, on_nonfinite=on_nonfinite)
+    evaluate = functools.partial(steps.eval_step, apply_fn=apply_fn)
+    ident = lambda x: x  # noqa: E731
+
+    if kind == "none":
+        device = (devices or jax.local_devices())[0]
+        put = functools.partial(jax.device_put, device=device)
+        return Runner(
+            kind, 1, jax.jit(train, donate_argnums=0), jax.jit(evaluate), put, jax.device_get, put, ident
+        )
+
+    devices = list(devices or jax.local_devices())
+    n = len(devices)
+    _check_divisible("batch_size", batch_size, n, kind)
+    _check_divisible("eval_batch_size", eval_batch_size, n, kind)
+
+    mesh = Mesh(np.array(devices), (AXIS,))
+    if kind == "pmap":
+        pmap = functools.partial(jax.pmap, axis_name=AXIS, devices=devices)
+        leading = NamedSharding(mesh, P(AXIS))  # pmap's layout: axis 0 indexes devices.
+
+        def put_state(state):
+            return jax.device_put(jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state), leading)
+
+        def put_batch(batch):
+            return jax.device_put({k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}, leading)
+
+        return Runner(
+            kind,
+            n,
+            pmap(functools.partial(train, axis_name=AXIS), donate_argnums=0),
+            pmap(functools.partial(evaluate, axis_name=AXIS)),
+            put_state,
+            lambda state: jax.device_get(jax.tree.map(lambda x: x[0], state)),
+            put_batch,
+            lambda metrics: jax.tree.map(lambda x: x[0], metrics),
+        )
+
+    if kind == "sharded":
+        replicated, data = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+        return Runner(
+            kind,
+            n,
+            jax.jit(train, in_shardings=(replicated, data), out_shardings=(replicated, replicated), donate_argnums=0),
+            jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
+            functools.partial(jax.device_put, device=replicated),
+            jax.device_get,
+            functools.partial(jax.device_put, device=data),
+            ident,
+        )
+
+    raise ValueError(f"Unknown parallel mode {kind!r}; choose one of ['none', 'pmap', 'sharded']")
