@@ -31,7 +31,9 @@ def first_per_class(labels: np.ndarray, per_class: int) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--src", type=Path, default=ROOT / ".." / "shared" / "datasets" / "mnist")
     parser.add_argument("--out", type=Path, default=ROOT / "jaxconv" / "data" / "sample")
     parser.add_argument("--train-per-class", type=int, default=600)

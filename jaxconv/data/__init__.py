@@ -58,18 +58,20 @@ def _expected(root: Path, name: str, split: str) -> str:
 
 def _sample_banner(split: str, n: int, reason: str) -> str:
     rule = "=" * 78
-    return "\n".join([
-        rule,
-        f"jaxconv: NO MNIST DATA FOUND - USING THE SMALL SAMPLE SHIPPED WITH JAXCONV ({n} {split} images).",
-        "Results on it are not comparable with full MNIST (60000 train / 10000 test).",
-        f"Why: {reason}.",
-        "To use the real data, point at a folder holding the four MNIST IDX files",
-        "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,",
-        "t10k-labels-idx1-ubyte.gz):",
-        "    --config.data_dir=/path/to/mnist        or    export JAXCONV_DATA_DIR=/path/to/mnist",
-        "or install TensorFlow with network access so tensorflow-datasets can download it.",
-        rule,
-    ])
+    return "\n".join(
+        [
+            rule,
+            f"jaxconv: NO MNIST DATA FOUND - USING THE SMALL SAMPLE SHIPPED WITH JAXCONV ({n} {split} images).",
+            "Results on it are not comparable with full MNIST (60000 train / 10000 test).",
+            f"Why: {reason}.",
+            "To use the real data, point at a folder holding the four MNIST IDX files",
+            "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz,",
+            "t10k-labels-idx1-ubyte.gz):",
+            "    --config.data_dir=/path/to/mnist        or    export JAXCONV_DATA_DIR=/path/to/mnist",
+            "or install TensorFlow with network access so tensorflow-datasets can download it.",
+            rule,
+        ]
+    )
 
 
 def load(name: str, split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:

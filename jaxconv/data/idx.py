@@ -27,7 +27,7 @@ _DTYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
-_CODES = {dtype.newbyteorder(">") if dtype.itemsize > 1 else dtype: code for code, dtype in _DTYPES.items()}
+_CODES = {dtype: code for code, dtype in _DTYPES.items()}
 
 _SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 
@@ -80,7 +80,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     """Writes `array` as an IDX file, gzip-compressed (reproducibly, mtime 0) if `path` ends in .gz."""
     array = np.asarray(array)
-    big = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    big = array.dtype.newbyteorder(">")
     if big not in _CODES:
         raise ValueError(f"{path}: dtype {array.dtype} has no IDX type code")
     payload = struct.pack(f">I{array.ndim}I", (_CODES[big] << 8) | array.ndim, *array.shape)
@@ -125,7 +125,9 @@ def read_split(folder: str | os.PathLike, split: str) -> tuple[np.ndarray, np.nd
     images_path, labels_path = find_split_files(folder, split)
     if images_path is None or labels_path is None:
         image_names, label_names = candidate_names(split)
-        missing = [names[0] for names, p in ((image_names, images_path), (label_names, labels_path)) if p is None]
+        missing = [
+            names[0] for names, p in ((image_names, images_path), (label_names, labels_path)) if p is None
+        ]
         raise FileNotFoundError(
             f"{folder}: no {' or '.join(missing)} for split {split!r} "
             f"(accepted names: {', '.join(image_names + label_names)})"

@@ -29,7 +29,7 @@ def _builder(name: str, data_dir: str | None) -> Any:
 
     try:
         return tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as e:
+    except tfds.core.DatasetNotFoundError as e:
         raise ValueError(f"tensorflow-datasets has no dataset {name!r} ({str(e).splitlines()[0]})") from e
 
 
@@ -87,7 +87,9 @@ def download_hosts(name: str) -> list[tuple[str, int]]:
     return hosts
 
 
-def availability(name: str, data_dir: str | None = None, timeout: float = NETWORK_TIMEOUT_S) -> tuple[bool, str]:
+def availability(
+    name: str, data_dir: str | None = None, timeout: float = NETWORK_TIMEOUT_S
+) -> tuple[bool, str]:
     """Whether `load(name, ...)` can work, and why not, answered within about `timeout` seconds."""
     if importlib.util.find_spec("tensorflow_datasets") is None:
         return False, "tensorflow-datasets is not installed"
@@ -101,7 +103,10 @@ def availability(name: str, data_dir: str | None = None, timeout: float = NETWOR
     hosts = download_hosts(name)
     if not network_reachable(hosts, timeout):
         where = ", ".join(f"{h}:{p}" for h, p in hosts)
-        return False, f"{name!r} is not prepared in the tfds data dir, and {where} did not answer in {timeout:g} s"
+        return (
+            False,
+            f"{name!r} is not prepared in the tfds data dir, and {where} did not answer in {timeout:g} s",
+        )
     return True, "downloadable"
 
 
@@ -128,7 +133,9 @@ def load(name: str, split: str, data_dir: str | None = None) -> tuple[np.ndarray
     for i in range(n):
         example = first if i == 0 else source[i]
         if np.shape(example["image"]) != shape:
-            raise ValueError(f"{name}/{split}: example {i} has shape {np.shape(example['image'])}, example 0 {shape}")
+            raise ValueError(
+                f"{name}/{split}: example {i} has shape {np.shape(example['image'])}, example 0 {shape}"
+            )
         images[i] = example["image"]
         labels[i] = example["label"]
     if images.ndim == 3:

@@ -1,44 +1,96 @@
-"""Which algorithm computes a convolution: the ``impl=`` keyword of every conv op.
+"""Which algorithm computes a convolution and its gradients: the ``impl=`` keyword.
 
-``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution).
+``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution), XLA autodiff.
 ``"im2col"`` patches gathered by hand + one (batched-over-groups) GEMM; transposed
              convolution by GEMM into columns + col2im scatter-add.
 ``"fft"``    the convolution theorem (stride-1 convolutions only).
-``"auto"``   the default: picks one of the above per call; `select_impl` says which.
+``"auto"``   the default: picks a `Plan` (forward algorithm + gradient rules of
+             ``_vjp``) per call; `select_plan` / `explain` say which.
+``"F/DX/DW"`` an explicit plan, e.g. ``"lax/lax/gemm"``: forward ``F``, input
+             gradient rule ``DX`` and weight gradient rule ``DW`` (see ``_vjp``).
 
 All of them compute the same function (checked against PyTorch in ``tests/``).
+
+Decision table of ``"auto"`` (TABLE, below, is filled in from the measurements).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import jax
 
 from jaxconv.functional._spec import ConvSpec
+from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, conv_with_plan
 
 IMPLS = ("auto", "lax", "im2col", "fft")
-_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft"}
+FORWARDS = ("lax", "im2col", "fft")
+
+
+def parse_plan(impl: str) -> Plan | None:
+    """The `Plan` an explicit ``"F/DX/DW"`` impl names (``None`` for the plain names)."""
+    parts = impl.split("/")
+    if len(parts) != 3:
+        return None
+    return Plan(*parts)
 
 
 def check_impl(impl: str) -> str:
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    return impl
+    if impl in IMPLS:
+        return impl
+    try:
+        if isinstance(impl, str) and parse_plan(impl) is not None:
+            return impl
+    except ValueError as e:
+        raise ValueError(f"impl {impl!r}: {e}") from None
+    raise ValueError(
+        f"impl must be one of {IMPLS} or 'forward/input_grad/weight_grad' with forward in "
+        f"{FORWARDS}, input_grad in {INPUT_GRAD_RULES}, weight_grad in {WEIGHT_GRAD_RULES}; "
+        f"got {impl!r}"
+    )
 
 
-def select_impl(impl: str, spec: ConvSpec) -> str:
-    """The concrete implementation ``impl`` resolves to for a call with ``spec``."""
+def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
+                w_shape: Sequence[int] | None = None, channels_last: bool = False,
+                backend: str | None = None) -> Plan:
+    """The `Plan` ``impl`` resolves to for a call (shapes as passed to the implementation)."""
     check_impl(impl)
-    if impl == "auto":
-        return "lax"
-    return impl
+    explicit = parse_plan(impl)
+    if explicit is not None:
+        return explicit
+    if impl != "auto":
+        return Plan(impl)
+    backend = backend or jax.default_backend()
+    if backend != "cpu":
+        return Plan("lax")
+    return Plan("lax", "lax", "gemm")
+
+
+def select_impl(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
+                w_shape: Sequence[int] | None = None, channels_last: bool = False,
+                backend: str | None = None) -> str:
+    """The forward algorithm ``impl`` resolves to for a call with ``spec``."""
+    return select_plan(impl, spec, x_shape, w_shape, channels_last, backend).forward
 
 
 def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
     """The function ``(x, w, spec, channels_last) -> y`` that computes the call."""
-    name = select_impl(impl, spec)
-    module = importlib.import_module(f"jaxconv.functional.{_MODULES[name]}")
+    check_impl(impl)
+
+    def run(x, w, spec, channels_last):
+        plan = select_plan(impl, spec, x.shape, w.shape, channels_last)
+        _check_supported(plan.forward, spec, op)
+        return conv_with_plan(plan)(x, w, spec, channels_last)
+
+    if impl != "auto":
+        _check_supported(select_plan(impl, spec).forward, spec, op)
+    return run
+
+
+def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
+    import importlib
+
+    module = importlib.import_module(f"jaxconv.functional._{forward}")
     check = getattr(module, "check_supported", None)
     if check is not None:
         check(spec, op)
-    return module.conv_transpose if spec.transposed else module.conv

@@ -1,4 +1,4 @@
-"""Locations of the real datasets, shared by the data tests."""
+"""Fixtures locating the real datasets (../shared/datasets from the repo root); tests skip without them."""
 
 from pathlib import Path
 
@@ -6,15 +6,19 @@ import pytest
 
 DATASETS = Path(__file__).parents[2] / ".." / "shared" / "datasets"
 
-MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
-MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
 
 def _dataset(name: str) -> Path:
     folder = DATASETS / name
     if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"real {name} IDX files not found at {folder.resolve()}")
     return folder
+
+
+@pytest.fixture
+def datasets_dir() -> Path:
+    _dataset("mnist")
+    _dataset("fashion_mnist")
+    return DATASETS
 
 
 @pytest.fixture

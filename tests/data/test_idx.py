@@ -3,9 +3,11 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import MNIST_TEST_COUNTS, MNIST_TRAIN_COUNTS
 
 from jaxconv.data import idx
+
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def test_real_mnist_train(mnist_dir):
@@ -31,7 +33,10 @@ def _copy_test_split(src, dst, raw=False, dotted=False):
                 (dst / name).write_bytes(f.read())
         else:
             shutil.copy(src / f"t10k-{kind}-idx{n}-ubyte.gz", dst / f"{name}.gz")
-    return dst / f"t10k-images{'.' if dotted else '-'}idx3-ubyte", dst / f"t10k-labels{'.' if dotted else '-'}idx1-ubyte"
+    return (
+        dst / f"t10k-images{'.' if dotted else '-'}idx3-ubyte",
+        dst / f"t10k-labels{'.' if dotted else '-'}idx1-ubyte",
+    )
 
 
 @pytest.mark.parametrize("raw,dotted", [(True, False), (True, True), (False, True)])
@@ -68,7 +73,9 @@ def test_trailing_bytes(mnist_dir, tmp_path):
 def test_wrong_magic(mnist_dir, tmp_path):
     images_path, labels_path = _copy_test_split(mnist_dir, tmp_path, raw=True)
     shutil.copy(labels_path, images_path)
-    with pytest.raises(ValueError, match=rf"{images_path.name}: magic number 0x00000801, expected 0x00000803"):
+    with pytest.raises(
+        ValueError, match=rf"{images_path.name}: magic number 0x00000801, expected 0x00000803"
+    ):
         idx.read_split(tmp_path, "test")
 
 
@@ -83,7 +90,9 @@ def test_mismatched_count(mnist_dir, tmp_path):
     _, labels_path = _copy_test_split(mnist_dir, tmp_path, raw=True)
     labels = idx.read_idx(labels_path)
     idx.write_idx(labels_path, labels[:-1])
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte has 10000 images but .*t10k-labels-idx1-ubyte has 9999"):
+    with pytest.raises(
+        ValueError, match=r"t10k-images-idx3-ubyte has 10000 images but .*t10k-labels-idx1-ubyte has 9999"
+    ):
         idx.read_split(tmp_path, "test")
 
 

@@ -1,0 +1,46 @@
+"""The classic PyTorch MNIST ConvNet (conv 10/20 channels, fc 320->50->10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from jaxconv import functional as F
+from jaxconv import nn as jnn
+from jaxconv.models._util import check_size, conv_out, pool_out
+
+
+class ConvNet(nn.Module):
+    """conv1 1->10 k5, max-pool 2, ReLU, conv2 10->20 k5, max-pool 2, ReLU, fc1 320->50, ReLU, fc2 50->10.
+
+    As the classic PyTorch MNIST example (``relu(max_pool2d(conv(x), 2))``),
+    without its ``Dropout2d``; ``dropout`` (default 0: deterministic) is the
+    rate of the dropout after ``relu(fc1)``, active only with ``train=True``.
+    Input ``(N, in_channels, input_size, input_size)``, logits ``(N, num_classes)``.
+    """
+
+    num_classes: int = 10
+    in_channels: int = 1
+    input_size: int = 28
+    dropout: float = 0.0
+
+    def setup(self) -> None:
+        side = pool_out(conv_out(pool_out(conv_out(self.input_size, 5)), 5))
+        check_size("convnet", self.input_size, side)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"convnet: dropout must be in [0, 1), got {self.dropout}")
+        self.conv1 = jnn.Conv2d(self.in_channels, 10, 5)
+        self.conv2 = jnn.Conv2d(10, 20, 5)
+        self.fc1 = jnn.Linear(20 * side * side, 50)
+        self.fc2 = jnn.Linear(50, self.num_classes)
+        self.drop = nn.Dropout(self.dropout)
+
+    def __call__(self, x: Any, train: bool = False) -> jax.Array:
+        x = jax.nn.relu(F.max_pool2d(self.conv1(x), 2))
+        x = jax.nn.relu(F.max_pool2d(self.conv2(x), 2))
+        x = x.reshape(x.shape[0], -1)
+        x = jax.nn.relu(self.fc1(x))
+        x = self.drop(x, deterministic=not train or self.dropout == 0.0)
+        return self.fc2(x)

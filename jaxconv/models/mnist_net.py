@@ -1,0 +1,47 @@
+"""The network of pytorch/examples ``mnist/main.py``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from jaxconv import functional as F
+from jaxconv import nn as jnn
+from jaxconv.models._util import check_size, conv_out, pool_out
+
+
+class MnistNet(nn.Module):
+    """pytorch/examples' MNIST ``Net``, returning ``log_softmax`` as it does.
+
+    conv1 1->32 k3, ReLU, conv2 32->64 k3, ReLU, max-pool 2, dropout1 (0.25),
+    flatten, fc1 9216->128, ReLU, dropout2 (0.5), fc2 128->10, log_softmax.
+    Dropout is active only with ``train=True`` (needs a ``"dropout"`` rng).
+    Input ``(N, 1, 28, 28)``, output log-probabilities ``(N, num_classes)``.
+    """
+
+    num_classes: int = 10
+    in_channels: int = 1
+    input_size: int = 28
+
+    def setup(self) -> None:
+        side = pool_out(conv_out(conv_out(self.input_size, 3), 3))
+        check_size("mnist_net", self.input_size, side)
+        self.conv1 = jnn.Conv2d(self.in_channels, 32, 3, 1)
+        self.conv2 = jnn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = jnn.Linear(64 * side * side, 128)
+        self.fc2 = jnn.Linear(128, self.num_classes)
+
+    def __call__(self, x: Any, train: bool = False) -> jax.Array:
+        x = jax.nn.relu(self.conv1(x))
+        x = jax.nn.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x, deterministic=not train)
+        x = x.reshape(x.shape[0], -1)
+        x = jax.nn.relu(self.fc1(x))
+        x = self.dropout2(x, deterministic=not train)
+        x = self.fc2(x)
+        return jax.nn.log_softmax(x, axis=1)
