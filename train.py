@@ -10,7 +10,7 @@ Eval mode reads the config saved in the workdir unless --config is given.
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
@@ -22,6 +22,8 @@ flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (or resume) the rec
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO.
     from jaxconv import train  # After flag parsing: --help stays fast.
 
     if FLAGS.mode == "eval":

@@ -114,7 +114,8 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
             for k, v in node.items():
                 walk(v, (*path, k))
         else:
-            paths[".".join(_key_str(k) for k in path)] = (path, tuple(np.shape(node)))
+            shape = node.shape if hasattr(node, "shape") else np.shape(node)
+            paths[".".join(_key_str(k) for k in path)] = (path, tuple(shape))
 
     walk(like_map, ())
     missing = [k for k in paths if k not in arrays]

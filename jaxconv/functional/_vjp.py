@@ -110,6 +110,10 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
     x_pad = lax.pad(x_NLC, jnp.zeros((), x.dtype),
                     [(0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding), (0, 0, 0)])
     dy_MGO = dy_NBO.reshape(m, g, o // g)
+    # Materialise the channels-last copy once: without the 2D barrier XLA keeps the
+    # transpose as a layout and redoes it inside each of the K slices.
+    x_2d, dy_MGO = lax.optimization_barrier((x_pad.reshape(-1, c), dy_MGO))
+    x_pad = x_2d.reshape(x_pad.shape)
     slabs = []
     for j in itertools.product(*(range(k) for k in kernel)):
         start = [ji * d for ji, d in zip(j, spec.dilation)]

@@ -18,30 +18,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from jaxconv.functional import _args
 from jaxconv.functional.pooling import (
     Windows,
-    accumulation_dtype,
     check_flag,
-    gather_flat,
-    outer_product,
+    max_over_windows,
+    mean_over_windows,
     prepare_input,
-    restore_layout,
-    window_argmax,
-    window_sum,
 )
 
 
 def adaptive_bins(length: int, out: int) -> Windows:
     """PyTorch's adaptive bins ``[floor(i*L/out), ceil((i+1)*L/out))`` of a dim of ``length``."""
-    i = np.arange(out)
-    start = (i * length) // out
-    end = -((-(i + 1) * length) // out)
-    slots = np.arange(int((end - start).max()))[None, :]
-    pos = start[:, None] + slots
-    return Windows(np.minimum(pos, length - 1), pos < end[:, None])
+    starts = tuple(i * length // out for i in range(out))
+    ends = tuple(-(-(i + 1) * length // out) for i in range(out))
+    return Windows(length, starts, tuple(e - s for s, e in zip(starts, ends)))
 
 
 def _output_size(op: str, output_size: Any, spatial: Sequence[int]) -> tuple[int, ...]:
@@ -66,23 +57,17 @@ def _output_size(op: str, output_size: Any, spatial: Sequence[int]) -> tuple[int
 
 def _adaptive_max(op: str, nd: int, input: Any, output_size: Any, return_indices: Any, channels_last: Any):
     return_indices = check_flag(return_indices, "return_indices")
-    x, batched = prepare_input(op, input, nd, channels_last)
-    out = _output_size(op, output_size, x.shape[2:])
-    indices = window_argmax(x, [adaptive_bins(length, o) for length, o in zip(x.shape[2:], out)])
-    y = restore_layout(gather_flat(x, indices), batched, channels_last)
-    if return_indices:
-        return y, restore_layout(indices, batched, channels_last)
-    return y
+    x, layout, spatial = prepare_input(op, input, nd, channels_last)
+    out = _output_size(op, output_size, spatial)
+    y, indices = max_over_windows(x, tuple(adaptive_bins(n, o) for n, o in zip(spatial, out)), layout)
+    return (y, indices) if return_indices else y
 
 
 def _adaptive_avg(op: str, nd: int, input: Any, output_size: Any, channels_last: Any):
-    x, batched = prepare_input(op, input, nd, channels_last, allow_empty_channels=True)
-    out = _output_size(op, output_size, x.shape[2:])
-    bins = [adaptive_bins(length, o) for length, o in zip(x.shape[2:], out)]
-    counts = outer_product([b.valid.sum(axis=1) for b in bins])
-    acc = accumulation_dtype(x.dtype)
-    y = window_sum(x.astype(acc), bins) / counts.astype(acc)
-    return restore_layout(y.astype(x.dtype), batched, channels_last)
+    x, layout, spatial = prepare_input(op, input, nd, channels_last, allow_empty_channels=True)
+    out = _output_size(op, output_size, spatial)
+    bins = tuple(adaptive_bins(n, o) for n, o in zip(spatial, out))
+    return mean_over_windows(x, bins, tuple(b.sizes for b in bins), layout)
 
 
 _MAX_DOC = """{nd}D adaptive max pooling, as ``torch.nn.functional.adaptive_max_pool{nd}d``.

@@ -28,6 +28,7 @@ Hyperparameters are static Python values; the ops work under ``jax.jit``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,22 +41,30 @@ from jaxconv.functional import _args
 
 @dataclasses.dataclass(frozen=True)
 class Windows:
-    """One spatial dim's pooling windows: window ``i`` reads ``index[i, j]`` where ``valid[i, j]``.
+    """The pooling windows over one spatial dim of length ``length`` (hashable, so a static jit argument).
 
-    ``index`` is ``(out, K)`` int positions into the input dim, clipped into
-    ``[0, L)``; ``valid`` marks the positions that are real input elements (the
-    rest are padding or, for windows shorter than K, unused slots).
+    Window ``i`` reads positions ``starts[i] + j*step`` for ``j < sizes[i]``;
+    positions outside ``[0, length)`` are padding.
     """
 
-    index: np.ndarray
-    valid: np.ndarray
+    length: int
+    starts: tuple[int, ...]
+    sizes: tuple[int, ...]
+    step: int = 1
+
+    def table(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(index, valid)``, both ``(out, max(sizes))``: the positions clipped into
+        ``[0, length)``, and which of them are real input elements of the window."""
+        j = np.arange(max(self.sizes))[None, :]
+        pos = np.asarray(self.starts)[:, None] + j * self.step
+        valid = (j < np.asarray(self.sizes)[:, None]) & (pos >= 0) & (pos < self.length)
+        return np.clip(pos, 0, self.length - 1), valid
 
 
 def sliding_windows(length: int, kernel: int, stride: int, padding: int, dilation: int,
                     out: int) -> Windows:
     """Windows ``[i*s - p + j*d for j < k]`` of a max/avg pool over a dim of ``length``."""
-    pos = (np.arange(out) * stride - padding)[:, None] + np.arange(kernel)[None, :] * dilation
-    return Windows(np.clip(pos, 0, length - 1), (pos >= 0) & (pos < length))
+    return Windows(length, tuple(i * stride - padding for i in range(out)), (kernel,) * out, dilation)
 
 
 def pool_output_size(length: int, kernel: int, stride: int, padding: int, dilation: int,
@@ -78,101 +87,110 @@ def check_flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def prepare_input(op: str, input: Any, nd: int, channels_last: bool, *,
-                  allow_empty_channels: bool = False) -> tuple[jnp.ndarray, bool]:
-    """Validates ``input`` and returns it as (N, C, *spatial), with whether it was batched."""
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where an op's input keeps its batch and channel dims, relative to (N, C, *spatial)."""
+
+    batched: bool
+    channels_last: bool
+
+    def to_ncs(self, x: jnp.ndarray) -> jnp.ndarray:
+        x = x if self.batched else x[None]
+        return jnp.moveaxis(x, -1, 1) if self.channels_last else x
+
+    def from_ncs(self, y: jnp.ndarray) -> jnp.ndarray:
+        y = jnp.moveaxis(y, 1, -1) if self.channels_last else y
+        return y if self.batched else y[0]
+
+
+def prepare_input(op: str, input: Any, nd: int, channels_last: Any, *,
+                  allow_empty_channels: bool = False) -> tuple[jnp.ndarray, Layout, tuple[int, ...]]:
+    """Validates ``input``; returns it as a jax array, its `Layout` and its spatial shape."""
     channels_last = check_flag(channels_last, "channels_last")
     x = _args.check_float_array(input, "input")
+    layout = Layout(_args.check_rank(x, nd, "input", op), channels_last)
     shape = tuple(x.shape)
-    batched = _args.check_rank(x, nd, "input", op)
-    if not batched:
-        x = x[None]
-    if channels_last:
-        x = jnp.moveaxis(x, -1, 1)
-    if any(n == 0 for n in x.shape[2:]) or (x.shape[1] == 0 and not allow_empty_channels):
+    channels = shape[-1] if channels_last else shape[-nd - 1]
+    spatial = shape[-nd - 1:-1] if channels_last else shape[-nd:]
+    if any(n == 0 for n in spatial) or (channels == 0 and not allow_empty_channels):
         what = "spatial" if allow_empty_channels else "non-batch"
-        raise ValueError(
-            f"{op}: expected input to have non-zero size for {what} dimensions, "
-            f"got shape {shape}"
-        )
-    return x, batched
+        raise ValueError(f"{op}: expected input to have non-zero size for {what} dimensions, got shape {shape}")
+    return x, layout, spatial
 
 
-def restore_layout(y: jnp.ndarray, batched: bool, channels_last: bool) -> jnp.ndarray:
-    """Inverse of `prepare_input`'s layout change for a (N, C, *out) result."""
-    if channels_last:
-        y = jnp.moveaxis(y, 1, -1)
-    return y if batched else y[0]
+def window_table(windows: Sequence[Windows]) -> tuple[np.ndarray, np.ndarray]:
+    """``(index, valid)``, both ``(*out, K)``: the flat spatial index of each slot of each window
+    (row-major, ``h*W + w`` in 2D; padding slots clipped into range) and which slots are real elements.
 
-
-def _gather_windows(x: jnp.ndarray, axis: int, windows: Windows, fill: Any) -> jnp.ndarray:
-    """``x`` with ``axis`` replaced by (out, K) window slots; padding slots hold ``fill``."""
-    g = jnp.take(x, jnp.asarray(windows.index), axis=axis, mode="clip")
-    valid = windows.valid.reshape(windows.valid.shape + (1,) * (x.ndim - axis - 1))
-    return jnp.where(valid, g, jnp.asarray(fill, x.dtype))
-
-
-def _torch_max_along(values: jnp.ndarray, flat: jnp.ndarray, axis: int) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """Reduces (value, flat index) pairs along ``axis`` by PyTorch's max order.
-
-    NaN beats everything and the largest index wins among NaNs; otherwise the
-    largest value wins and the smallest index among equal values. This is a
-    total order, so reducing one dim at a time gives the same winner as PyTorch's
-    row-major scan over the whole window.
+    The window of output ``(i_1, ..., i_nd)`` is the product over spatial dims
+    ``a`` of window ``i_a`` of ``windows[a]``; its ``K = prod_a max(sizes_a)``
+    slots are in row-major order, so real slots have increasing flat indices.
     """
-    nan = jnp.isnan(values)
-    any_nan = jnp.any(nan, axis=axis)
-    best = jnp.max(jnp.where(nan, -jnp.inf, values), axis=axis)
-    big = np.iinfo(flat.dtype).max
-    at_best = (values == jnp.expand_dims(best, axis)) & ~nan
-    first_best = jnp.min(jnp.where(at_best, flat, big), axis=axis)
-    last_nan = jnp.max(jnp.where(nan, flat, -1), axis=axis)
-    return jnp.where(any_nan, jnp.nan, best).astype(values.dtype), jnp.where(any_nan, last_nan, first_best)
-
-
-def window_argmax(x: jnp.ndarray, windows: Sequence[Windows]) -> jnp.ndarray:
-    """PyTorch's argmax of each window of ``x`` (N, C, *spatial): flat spatial indices (N, C, *out).
-
-    The window of output ``(i_1, ..., i_nd)`` is the product of ``windows[a]``'s
-    row ``i_a`` over the spatial dims a.
-    """
-    values = jax.lax.stop_gradient(x)
-    spatial = x.shape[2:]
-    flat = jnp.broadcast_to(jnp.arange(int(np.prod(spatial)), dtype=index_dtype()).reshape(spatial), x.shape)
+    nd = len(windows)
+    index = np.zeros((1,) * 2 * nd, np.int64)
+    valid = np.ones((1,) * 2 * nd, bool)
     for a, w in enumerate(windows):
-        axis = 2 + a
-        v = _gather_windows(values, axis, w, -jnp.inf)
-        f = _gather_windows(flat, axis, w, np.iinfo(flat.dtype).max)
-        values, flat = _torch_max_along(v, f, axis + 1)
-    return flat
+        idx, ok = w.table()
+        shape = [1] * 2 * nd
+        shape[a], shape[nd + a] = idx.shape
+        index = index * w.length + idx.reshape(shape)
+        valid = valid & ok.reshape(shape)
+    out = tuple(len(w.starts) for w in windows)
+    return index.reshape(*out, -1), valid.reshape(*out, -1)
 
 
-def gather_flat(x: jnp.ndarray, indices: jnp.ndarray) -> jnp.ndarray:
-    """``x[n, c, unravel(indices[n, c, ...])]``: values of (N, C, *spatial) at flat spatial indices."""
+def _gather_windows(x: jnp.ndarray, index: np.ndarray) -> jnp.ndarray:
+    """(N, C, *spatial) -> (N, C, *out, K): the elements of ``x`` at the flat spatial ``index``."""
     n, c = x.shape[:2]
-    picked = jnp.take_along_axis(x.reshape(n, c, -1), indices.reshape(n, c, -1), axis=2, mode="clip")
-    return picked.reshape(indices.shape)
+    return jnp.take(x.reshape(n, c, -1), jnp.asarray(index), axis=2, mode="clip")
 
 
-def window_sum(x: jnp.ndarray, windows: Sequence[Windows]) -> jnp.ndarray:
-    """Sum of each window of ``x`` (N, C, *spatial), padding counting as 0: (N, C, *out)."""
-    for a, w in enumerate(windows):
-        axis = 2 + a
-        x = jnp.sum(_gather_windows(x, axis, w, 0), axis=axis + 1)
-    return x
+@functools.partial(jax.jit, static_argnames=("windows", "layout"))
+def max_over_windows(x: jnp.ndarray, windows: tuple[Windows, ...], layout: Layout
+                     ) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Max of each window of ``x`` (see `window_table`) by PyTorch's rule, and its flat spatial index.
+
+    PyTorch scans a window in row-major order and takes an element when it is
+    greater than the running max or is NaN: the result is the first maximum,
+    unless the window holds a NaN, when it is the last NaN. The argmax is found
+    on a gradient-stopped copy; the values are then gathered from ``x`` at it,
+    so the gradient is a scatter-add of the cotangent to the argmax.
+    """
+    x = layout.to_ncs(x)
+    n, c = x.shape[:2]
+    index, valid = window_table(windows)
+    values = jnp.where(valid, _gather_windows(jax.lax.stop_gradient(x), index), -jnp.inf)
+    flat = jnp.asarray(index, index_dtype())
+    nan = jnp.isnan(values)
+    best = jnp.max(jnp.where(nan, -jnp.inf, values), axis=-1, keepdims=True)
+    first_best = jnp.min(jnp.where(valid & (values == best), flat, np.iinfo(flat.dtype).max), axis=-1)
+    last_nan = jnp.max(jnp.where(nan, flat, -1), axis=-1)
+    argmax = jnp.where(jnp.any(nan, axis=-1), last_nan, first_best)
+    picked = jnp.take_along_axis(x.reshape(n, c, -1), argmax.reshape(n, c, -1), axis=2, mode="clip")
+    return layout.from_ncs(picked.reshape(argmax.shape)), layout.from_ncs(argmax)
 
 
-def accumulation_dtype(dtype: Any) -> np.dtype:
-    """float32 for half-precision inputs (PyTorch accumulates them in float), else the dtype."""
-    return np.promote_types(dtype, np.float32)
+@functools.partial(jax.jit, static_argnames=("windows", "divisors", "layout"))
+def mean_over_windows(x: jnp.ndarray, windows: tuple[Windows, ...], divisors: int | tuple[tuple[int, ...], ...],
+                      layout: Layout) -> jnp.ndarray:
+    """Sum of each window of ``x`` (padding counting as 0) over a divisor.
 
-
-def outer_product(factors: Sequence[np.ndarray]) -> np.ndarray:
-    """``out[i_1, ..., i_n] = prod_a factors[a][i_a]``."""
-    out = np.ones((), dtype=np.int64)
-    for f in factors:
-        out = np.multiply.outer(out, f)
-    return out
+    ``divisors`` is an int, or per spatial dim a divisor per window, the window
+    of output ``(i_1, ..., i_nd)`` dividing by ``prod_a divisors[a][i_a]``.
+    Half-precision inputs are summed in float32 (as PyTorch does) and the
+    result rounded back to the input dtype.
+    """
+    dtype = x.dtype
+    y = layout.to_ncs(x).astype(np.promote_types(dtype, np.float32))
+    index, valid = window_table(windows)
+    y = jnp.sum(jnp.where(valid, _gather_windows(y, index), 0), axis=-1)
+    if isinstance(divisors, int):
+        divisor = np.asarray(divisors)
+    else:
+        divisor = np.ones((), np.int64)
+        for d in divisors:
+            divisor = np.multiply.outer(divisor, np.asarray(d))
+    return layout.from_ncs((y / divisor.astype(y.dtype)).astype(dtype))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,15 +236,21 @@ def _max_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
               ceil_mode: Any, return_indices: Any, channels_last: Any):
     ceil_mode = check_flag(ceil_mode, "ceil_mode")
     return_indices = check_flag(return_indices, "return_indices")
-    x, batched = prepare_input(op, input, nd, channels_last)
-    args = _pool_args(op, x.shape[2:], kernel_size, stride, padding, dilation, ceil_mode)
-    windows = [sliding_windows(*a) for a in
-               zip(x.shape[2:], args.kernel, args.stride, args.padding, args.dilation, args.out)]
-    indices = window_argmax(x, windows)
-    y = restore_layout(gather_flat(x, indices), batched, channels_last)
-    if return_indices:
-        return y, restore_layout(indices, batched, channels_last)
-    return y
+    x, layout, spatial = prepare_input(op, input, nd, channels_last)
+    args = _pool_args(op, spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    windows = tuple(sliding_windows(*a) for a in
+                    zip(spatial, args.kernel, args.stride, args.padding, args.dilation, args.out))
+    for a, w in enumerate(windows):
+        empty = np.flatnonzero(~w.table()[1].any(axis=1))
+        if empty.size:
+            raise ValueError(
+                f"{op}: with dilation={args.dilation}, window {int(empty[0])} of spatial dim {a} (input length "
+                f"{spatial[a]}) holds only padding; PyTorch returns -inf there with an index outside the "
+                "input (and a backward that writes outside it), so jaxconv rejects it: lower the dilation "
+                "or the padding"
+            )
+    y, indices = max_over_windows(x, windows, layout)
+    return (y, indices) if return_indices else y
 
 
 def _avg_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, padding: Any, ceil_mode: Any,
@@ -237,22 +261,18 @@ def _avg_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
         divisor_override = _args.as_int(divisor_override, "divisor_override")
         if divisor_override == 0:
             raise ValueError("divisor_override must be a non-zero int or None, got 0")
-    x, batched = prepare_input(op, input, nd, channels_last)
-    spatial = x.shape[2:]
+    x, layout, spatial = prepare_input(op, input, nd, channels_last)
     args = _pool_args(op, spatial, kernel_size, stride, padding, 1, ceil_mode)
-    windows, sizes = [], []
+    windows, divisors = [], []
     for length, k, s, p, out in zip(spatial, args.kernel, args.stride, args.padding, args.out):
         windows.append(sliding_windows(length, k, s, p, 1, out))
         start = np.arange(out) * s - p
         end = np.minimum(start + k, length + p)
-        if count_include_pad:
-            sizes.append(end - start)
-        else:
-            sizes.append(np.minimum(end, length) - np.maximum(start, 0))
-    divisor = divisor_override if divisor_override is not None else outer_product(sizes)
-    acc = accumulation_dtype(x.dtype)
-    y = window_sum(x.astype(acc), windows) / jnp.asarray(divisor, acc)
-    return restore_layout(y.astype(x.dtype), batched, channels_last)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, length)
+        divisors.append(tuple(int(v) for v in end - start))
+    divisor = divisor_override if divisor_override is not None else tuple(divisors)
+    return mean_over_windows(x, tuple(windows), divisor, layout)
 
 
 _MAX_DOC = """{nd}D max pooling, as ``torch.nn.functional.max_pool{nd}d``.

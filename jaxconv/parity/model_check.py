@@ -51,7 +51,7 @@ def compare_module(apply_fn: Callable[[Any, jax.Array], Any], params: Any, torch
     with jax.default_matmul_precision("highest"):
         xt = torch.tensor(x, requires_grad=True)
         t_out = _as_tuple((torch_call or (lambda m, v: m(v)))(torch_module, xt))
-        j_out = _as_tuple(apply_fn(params, jnp.asarray(x)))
+        j_out = _as_tuple(jax.jit(apply_fn)(params, jnp.asarray(x)))
         if len(t_out) != len(j_out):
             raise ValueError(f"torch returned {len(t_out)} outputs, jax {len(j_out)}")
         forward, mismatch = 0.0, 0.0
@@ -73,7 +73,7 @@ def compare_module(apply_fn: Callable[[Any, jax.Array], Any], params: Any, torch
             out = _as_tuple(apply_fn(p, v))
             return sum(jnp.sum(out[i] * cts[i]) for i in floats)
 
-        gp, gx = jax.grad(loss, argnums=(0, 1))(params, jnp.asarray(x))
+        gp, gx = jax.jit(jax.grad(loss, argnums=(0, 1)))(params, jnp.asarray(x))
         grad_input = rel_error(gx, np.zeros_like(x) if t_grads[0] is None else t_grads[0].numpy())
         flat = flatten_params(gp)
         if sorted(flat) != sorted(names):
@@ -85,6 +85,54 @@ def compare_module(apply_fn: Callable[[Any, jax.Array], Any], params: Any, torch
             grad_params = max(grad_params, rel_error(flat[n], expected))
     return {"forward": forward, "grad_input": grad_input, "grad_params": grad_params,
             "exact_mismatch": mismatch}
+
+
+def check_layer(layer: Any, torch_module: Any, x: np.ndarray, *, channels_last: bool = False,
+                batched: bool = True, seed: int = 0, **call_kwargs: Any) -> dict[str, float]:
+    """`compare_module` for a jaxconv layer (linen or NNX) given ``torch_module``'s weights.
+
+    ``x`` is PyTorch's channels-first input; with ``channels_last`` the Flax
+    layer gets (and returns) it with channels moved last (``batched=False``:
+    ``x`` is ``(C, *spatial)``). ``call_kwargs`` go
+    to both calls (e.g. ``output_size``).
+    """
+    from flax import nnx
+
+    from jaxconv.interop import load_nnx
+
+    state_dict = torch_module.state_dict()
+    if channels_last:
+        axis = 1 if batched else 0
+
+        def to_layer(v):
+            return jnp.moveaxis(v, axis, -1)
+
+        def from_layer(v):
+            return jnp.moveaxis(v, -1, axis)
+    else:
+        def to_layer(v):
+            return v
+
+        from_layer = to_layer
+
+    def outputs(y):
+        return tuple(from_layer(o) for o in y) if isinstance(y, tuple) else from_layer(y)
+
+    if isinstance(layer, nnx.Module):
+        load_nnx(layer, state_dict)
+        graphdef, params = nnx.split(layer)
+
+        def apply_fn(p, v):
+            return outputs(nnx.merge(graphdef, p)(to_layer(v), **call_kwargs))
+    else:
+        init = jax.eval_shape(lambda: layer.init(jax.random.key(0), to_layer(jnp.asarray(x)), **call_kwargs))
+        params = from_torch(state_dict, like=init.get("params", {}))
+
+        def apply_fn(p, v):
+            return outputs(layer.apply({"params": p}, to_layer(v), **call_kwargs))
+
+    return compare_module(apply_fn, params, torch_module, x,
+                          torch_call=lambda m, v: m(v, **call_kwargs), seed=seed)
 
 
 def _input_shape(model: Any, batch: int) -> tuple[int, int, int, int]:
@@ -120,40 +168,41 @@ def check_model(name: str, seed: int = 0, *, steps: int = 20, batch: int = 8, lr
             return (rng.standard_normal(shape).astype(np.float32),
                     rng.integers(0, num_classes, size=batch).astype(np.int64))
 
-        x, y = draw()
-        like = j_model.init({"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)},
-                            jnp.asarray(x), train=False)["params"]
+        batches = [draw() for _ in range(max(steps, 1))]
+        like = jax.eval_shape(lambda: j_model.init(
+            {"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)},
+            jnp.asarray(batches[0][0]), train=False))["params"]
         params = from_torch(t_model.state_dict(), like=like)
+        opt = optax.sgd(lr, momentum=momentum)
+        t_opt = torch.optim.SGD(t_model.parameters(), lr=lr, momentum=momentum)
 
         def loss_fn(p, xb, yb):
             logits = j_model.apply({"params": p}, xb, train=False)
             return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), logits
 
-        (_, j_logits), j_grads = jax.value_and_grad(loss_fn, has_aux=True)(params, jnp.asarray(x),
-                                                                            jnp.asarray(y))
-        t_logits = t_model(torch.tensor(x))
-        tF.cross_entropy(t_logits, torch.tensor(y)).backward()
-        logits_err = rel_error(j_logits, t_logits.detach().numpy())
-        flat_grads = flatten_params(j_grads)
-        grad_err = max(rel_error(flat_grads[n], p.grad.numpy()) for n, p in t_model.named_parameters())
-
-        opt = optax.sgd(lr, momentum=momentum)
-        t_opt = torch.optim.SGD(t_model.parameters(), lr=lr, momentum=momentum)
-
         @jax.jit
         def step(p, state, xb, yb):
-            (loss, _), g = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, yb)
+            (loss, logits), g = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, yb)
             updates, state = opt.update(g, state, p)
-            return optax.apply_updates(p, updates), state, loss
+            return optax.apply_updates(p, updates), state, loss, logits, g
 
+        # The first step's logits and gradients (at the loaded weights) are the
+        # logits/grad measures; with steps=0 they are computed and no update is kept.
         state = opt.init(params)
         loss_diff = 0.0
-        for _ in range(steps):
-            xb, yb = draw()
-            params, state, j_loss = step(params, state, jnp.asarray(xb), jnp.asarray(yb))
+        for i, (xb, yb) in enumerate(batches):
+            new_params, state, j_loss, j_logits, j_grads = step(params, state, jnp.asarray(xb), jnp.asarray(yb))
             t_opt.zero_grad()
-            t_loss = tF.cross_entropy(t_model(torch.tensor(xb)), torch.tensor(yb))
+            t_logits = t_model(torch.tensor(xb))
+            t_loss = tF.cross_entropy(t_logits, torch.tensor(yb))
             t_loss.backward()
+            if i == 0:
+                logits_err = rel_error(j_logits, t_logits.detach().numpy())
+                flat_grads = flatten_params(j_grads)
+                grad_err = max(rel_error(flat_grads[n], p.grad.numpy()) for n, p in t_model.named_parameters())
+            if steps == 0:
+                break
+            params = new_params
             t_opt.step()
             t_val = float(t_loss.item())
             loss_diff = max(loss_diff, abs(float(j_loss) - t_val) / max(abs(t_val), 1e-30))

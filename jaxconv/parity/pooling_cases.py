@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from jaxconv import functional as F
-from jaxconv.functional.pooling import pool_output_size
+from jaxconv.functional.pooling import pool_output_size, sliding_windows
 from jaxconv.parity.compare import Case
 
 MAX_OPS = ("max_pool1d", "max_pool2d", "max_pool3d")
@@ -71,7 +71,8 @@ def _input(rng: np.random.Generator, nd: int, spatial: tuple[int, ...], *, batch
 
 def _window_dim(rng: np.random.Generator, nd: int, *, dilated: bool, ceil_mode: bool, want_drop: bool,
                 stride_is_kernel: bool, length_at_least_kernel: bool = False) -> tuple[int, int, int, int, int]:
-    """(L, k, s, p, d) for one dim with output size >= 1; with ``want_drop`` the
+    """(L, k, s, p, d) for one dim with output size >= 1 and a real element in
+    every window (a dilated window can hold only padding); with ``want_drop`` the
     ceil_mode window-drop rule ``(out-1)*s >= L + p`` fires on this dim.
     ``length_at_least_kernel`` keeps L >= k (PyTorch's avg_pool3d requires it)."""
     for _ in range(1000):
@@ -81,7 +82,8 @@ def _window_dim(rng: np.random.Generator, nd: int, *, dilated: bool, ceil_mode: 
         p = int(rng.integers(0, k // 2 + 1))
         need = max(1, d * (k - 1) + 1 - 2 * p, k if length_at_least_kernel else 1)
         length = int(rng.integers(need, need + (7 if nd < 3 else 4)))
-        if pool_output_size(length, k, s, p, d, ceil_mode) < 1:
+        out = pool_output_size(length, k, s, p, d, ceil_mode)
+        if out < 1 or not sliding_windows(length, k, s, p, d, out).table()[1].any(axis=1).all():
             continue
         raw = (length + 2 * p - d * (k - 1) - 1 + s - 1) // s + 1
         dropped = ceil_mode and (raw - 1) * s >= length + p

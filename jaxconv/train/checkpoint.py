@@ -62,12 +62,16 @@ class Checkpoints:
             force=True,
         )
 
-    def restore(self, target, step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
-        """Restores checkpoint ``step`` (default: latest) shaped like ``target``; None if there is none."""
+    def restore(self, target=None, step: int | None = None) -> tuple[Any, dict[str, Any]] | None:
+        """Restores checkpoint ``step`` (default: latest); None if there is none.
+
+        With ``target`` (a TrainState) the result has its structure and
+        placement; without, the state comes back as the nested dict stored.
+        """
         step = self.latest_step() if step is None else step
         if step is None:
             return None
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+        abstract = None if target is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self._manager.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         )

@@ -39,7 +39,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     (train_x, train_y), source = _load(config, "train")
     (test_x, test_y), _ = _load(config, "test")
-    _say(f"data: {config.dataset} from {source}: {len(train_x)} train, {len(test_x)} test examples")
+    _say(f"data: {len(train_x)} train, {len(test_x)} test examples; {source}")
     train_x = data.normalize(train_x, config.normalize_mean, config.normalize_std)
     test_x = data.normalize(test_x, config.normalize_mean, config.normalize_std)
 
@@ -57,13 +57,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         host_state, meta = restored
         _check_position(meta, int(host_state.step), steps_per_epoch, ckpts.directory)
         _say(f"resuming from checkpoint step {int(host_state.step)} (epoch {meta['epoch']}, batch {meta['step_in_epoch']})")
+    host_state = jax.device_get(host_state)  # numpy: put_state copies, and the donated step never frees these.
     start_step = int(host_state.step)
 
     runner = parallel.create(
         config.parallel,
         model.apply,
         tx,
-        on_nonfinite=config.on_nonfinite,
         batch_size=config.batch_size,
         eval_batch_size=config.eval_batch_size,
     )
@@ -212,9 +212,8 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
         raise FileNotFoundError(f"no checkpoint in {ckpts.directory}")
     host_state, meta = restored
     runner = parallel.create(
-        config.parallel, model.apply, tx, on_nonfinite=config.on_nonfinite,
-        batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
-    )  # fmt: skip
+        config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size
+    )
     state = runner.put_state(host_state)
     result = _evaluate(runner, state.params, test_x, test_y, config.eval_batch_size)
     result = {**result, "step": int(host_state.step), "epoch": meta["global_step"] / meta["steps_per_epoch"]}
@@ -253,24 +252,29 @@ def _record_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 class _Capture(logging.Handler):
     def __init__(self):
         super().__init__(logging.INFO)
-        self.messages: list[str] = []
+        self.records: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
+        self.records.append(record)
 
 
 def _load(config: ml_collections.ConfigDict, split: str) -> tuple[tuple[np.ndarray, np.ndarray], str]:
     """``data.load`` plus a description of the source it read from (taken from its log)."""
     logger = logging.getLogger("jaxconv.data")
-    capture, level = _Capture(), logger.level
+    capture, level, propagate = _Capture(), logger.level, logger.propagate
     logger.addHandler(capture)
     logger.setLevel(logging.INFO)
+    logger.propagate = False  # The source is printed once, by the caller.
     try:
         arrays = data.load(config.dataset, split, config.data_dir)
     finally:
         logger.removeHandler(capture)
         logger.setLevel(level)
-    source = "; ".join(capture.messages) or "unknown source"
+        logger.propagate = propagate
+    for record in capture.records:
+        if record.levelno >= logging.WARNING:
+            logger.handle(record)
+    source = "; ".join(r.getMessage() for r in capture.records) or "unknown source"
     return arrays, source
 
 

@@ -58,13 +58,12 @@ def create(
     apply_fn: Callable,
     tx,
     *,
-    on_nonfinite: str,
     batch_size: int,
     eval_batch_size: int,
     devices=None,
 ) -> Runner:
     """A Runner for ``kind`` in ``("none", "pmap", "sharded")`` over ``devices`` (default: all local)."""
-    train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx, on_nonfinite=on_nonfinite)
+    train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx)
     evaluate = functools.partial(steps.eval_step, apply_fn=apply_fn)
     ident = lambda x: x  # noqa: E731
 

@@ -28,21 +28,31 @@ class TrainState:
 
 
 def create(model, tx: optax.GradientTransformation, seed: int, input_shape: tuple[int, ...]) -> TrainState:
-    """Initializes params (NCHW ``input_shape`` with batch 1) and optimizer state from ``seed``."""
-    root = jax.random.PRNGKey(seed)
-    init_key, dropout_init_key, dropout_key, shuffle_key = jax.random.split(root, 4)
-    x = jnp.zeros((1, *input_shape), jnp.float32)
-    variables = model.init({"params": init_key, "dropout": dropout_init_key}, x, train=False)
-    extra = set(variables) - {"params"}
+    """Initializes params (NCHW ``input_shape`` with batch 1) and optimizer state from ``seed``.
+
+    One jitted computation: initializing op by op would compile every
+    parameter initializer separately.
+    """
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    shapes = jax.eval_shape(lambda x: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)}, x), x)
+    extra = set(shapes) - {"params"}
     if extra:
         raise ValueError(f"Model {type(model).__name__} has variable collections {sorted(extra)}; only 'params' is supported")
-    params = variables["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        opt_state=tx.init(params),
-        dropout_key=dropout_key,
-        shuffle_key=shuffle_key,
-        nonfinite_step=jnp.full((), -1, jnp.int32),
-        skipped_steps=jnp.zeros((), jnp.int32),
-    )
+
+    @jax.jit
+    def init(seed):
+        root = jax.random.PRNGKey(seed)
+        init_key, dropout_init_key, dropout_key, shuffle_key = jax.random.split(root, 4)
+        variables = model.init({"params": init_key, "dropout": dropout_init_key}, jnp.zeros(x.shape, x.dtype), train=False)
+        params = variables["params"]
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params),
+            dropout_key=dropout_key,
+            shuffle_key=shuffle_key,
+            nonfinite_step=jnp.full((), -1, jnp.int32),
+            skipped_steps=jnp.zeros((), jnp.int32),
+        )
+
+    return init(seed)

@@ -59,16 +59,14 @@ def train_step(
     *,
     apply_fn: Callable,
     tx: optax.GradientTransformation,
-    on_nonfinite: str,
     axis_name: str | None = None,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on ``batch`` (``image`` NCHW float32, ``label`` int32).
 
     A step whose loss or gradients are not finite leaves params and optimizer
-    state unchanged. With ``on_nonfinite="stop"`` its step number is recorded
-    in ``nonfinite_step`` and every later step is a no-op as well, so the state
-    stays the last good one until the host notices and stops; with ``"skip"``
-    training continues and ``skipped_steps`` counts the dropped updates.
+    state unchanged; ``skipped_steps`` counts such steps and ``nonfinite_step``
+    records the first. Whether that stops training (``on_nonfinite``) is the
+    host's decision, taken before any checkpoint is written.
     """
     images, labels = batch["image"], batch["label"]
     step_key = jax.random.fold_in(state.dropout_key, state.step)
@@ -88,14 +86,12 @@ def train_step(
     params = optax.apply_updates(state.params, updates)
 
     finite = jnp.isfinite(loss) & _tree_all_finite(grads)
-    stopped = state.nonfinite_step >= 0
-    apply = finite & ~stopped if on_nonfinite == "stop" else finite
-    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(apply, n, o), new, old)  # noqa: E731
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
     new_state = state.replace(
         step=state.step + 1,
         params=keep(params, state.params),
         opt_state=keep(opt_state, state.opt_state),
-        nonfinite_step=jnp.where(~finite & ~stopped, state.step, state.nonfinite_step),
+        nonfinite_step=jnp.where(~finite & (state.nonfinite_step < 0), state.step, state.nonfinite_step),
         skipped_steps=state.skipped_steps + (~finite).astype(jnp.int32),
     )
     return new_state, {"loss": loss, "correct": correct}
