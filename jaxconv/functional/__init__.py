@@ -17,6 +17,8 @@ from jaxconv.functional.conv import (
     conv_transpose2d,
     conv_transpose3d,
 )
+from jaxconv.functional.fold import fold, unfold
+from jaxconv.functional.pad import pad
 from jaxconv.functional.pooling import (
     avg_pool1d,
     avg_pool2d,
@@ -47,4 +49,7 @@ __all__ = [
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
     "adaptive_avg_pool3d",
+    "pad",
+    "unfold",
+    "fold",
 ]

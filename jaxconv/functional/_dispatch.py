@@ -1,6 +1,8 @@
 """Which algorithm computes a convolution and its gradients: the ``impl=`` keyword.
 
 ``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution), XLA autodiff.
+``"eigen"``  the same XLA convolution rewritten (exactly) so that XLA:CPU runs it on
+             its Eigen kernels rather than YNNPACK (``_vjp._conv_off_ynn``).
 ``"im2col"`` patches gathered by hand + one (batched-over-groups) GEMM; transposed
              convolution by GEMM into columns + col2im scatter-add.
 ``"fft"``    the convolution theorem (stride-1 convolutions only).
@@ -23,8 +25,8 @@ import jax
 from jaxconv.functional._spec import ConvSpec
 from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, conv_with_plan
 
-IMPLS = ("auto", "lax", "im2col", "fft")
-FORWARDS = ("lax", "im2col", "fft")
+IMPLS = ("auto", "lax", "eigen", "im2col", "fft")
+FORWARDS = ("lax", "eigen", "im2col", "fft")
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -63,7 +65,7 @@ def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return Plan("lax")
-    return Plan("lax", "lax", "gemm")
+    return Plan("eigen")
 
 
 def select_impl(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
@@ -90,6 +92,8 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
 def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
     import importlib
 
+    if forward == "eigen":
+        return
     module = importlib.import_module(f"jaxconv.functional._{forward}")
     check = getattr(module, "check_supported", None)
     if check is not None:

@@ -44,15 +44,20 @@ over ``nd`` dims ``K = prod(k)`` kernel offsets and ``L_out = prod(B)`` blocks):
 Everything here is built from ``lax.pad``, ``lax.slice``, reshapes and
 ``jnp.einsum`` with static shapes, so it works under ``jax.jit``, ``jax.vmap``
 and ``jax.grad`` (gradients come from JAX's autodiff: the adjoint of the gather
-is the scatter and vice versa). No ``lax`` convolution is used.
+is the scatter and vice versa). No ``lax`` convolution is used. The entry
+points are ``jax.jit``-compiled with their hyperparameters static, so an eager
+call compiles the whole gather/GEMM/scatter once instead of dispatching ``K``
+slices one by one.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 from jax import lax
 
@@ -84,6 +89,12 @@ def _pad_config(ndim: int, axis: int, pairs: Sequence[tuple[int, int, int]]) -> 
     return config
 
 
+def _static(kernel, stride, dilation, padding) -> tuple:
+    """Hyperparameters as hashable tuples of Python ints (static arguments of ``jax.jit``)."""
+    return (tuple(int(k) for k in kernel), tuple(int(s) for s in stride),
+            tuple(int(d) for d in dilation), tuple((int(lo), int(hi)) for lo, hi in padding))
+
+
 def patches(x: jnp.ndarray, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
             padding: Pairs, *, axis: int = 2) -> jnp.ndarray:
     """im2col: every (dilated, strided) window of the zero-padded input, offsets on a new axis.
@@ -98,8 +109,14 @@ def patches(x: jnp.ndarray, kernel: Sequence[int], stride: Sequence[int], dilati
         axis=1, x_NSC (N, *S, C)  ->  cols_NKBC (N, K, *B, C)
 
     ``cols_NCKB.reshape(N, C*K, prod(B))`` is ``torch.nn.functional.unfold``'s
-    output. Needs every ``B >= 1`` (checked by the callers).
+    output. Needs every ``B >= 1`` (checked by the callers). Compiled once per
+    shape and hyperparameters (``jax.jit``), so eager calls are fast too.
     """
+    return _patches(x, *_static(kernel, stride, dilation, padding), axis)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
+def _patches(x, kernel, stride, dilation, padding, axis):
     nd = len(kernel)
     x_pad = lax.pad(x, jnp.zeros((), x.dtype), _pad_config(x.ndim, axis, [(lo, hi, 0) for lo, hi in padding]))
     spatial = x_pad.shape[axis:axis + nd]
@@ -132,6 +149,11 @@ def col2im(cols: jnp.ndarray, spatial: Sequence[int], kernel: Sequence[int], str
         axis=2: cols_NCKB (N, C, K, *B)  ->  x_NCS (N, C, *spatial)
         axis=1: cols_NKBC (N, K, *B, C)  ->  x_NSC (N, *spatial, C)
     """
+    return _col2im(cols, tuple(int(n) for n in spatial), *_static(kernel, stride, dilation, padding), axis)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _col2im(cols, spatial, kernel, stride, dilation, padding, axis):
     nd = len(kernel)
     blocks = cols.shape[axis + 1:axis + 1 + nd]
     canvas = [n + lo + hi for n, (lo, hi) in zip(spatial, padding)]
@@ -147,6 +169,7 @@ def col2im(cols: jnp.ndarray, spatial: Sequence[int], kernel: Sequence[int], str
     return lax.pad(total, zero, _pad_config(total.ndim, axis, crop))
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
 def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """Convolution (PyTorch's cross-correlation) as im2col + one batched-over-groups GEMM.
 
@@ -173,6 +196,7 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
     return y_NGOL.reshape(n, c_out, *blocks)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
 def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """Transposed convolution as a GEMM into columns followed by col2im (`col2im`).
 
@@ -187,15 +211,14 @@ def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last
     if channels_last:
         n, *length = x.shape[:-1]
         x_NLGC = x.reshape(n, math.prod(length), g, c_in // g)
-        cols = jnp.einsum("nlgc,gcok->nklgo", x_NLGC, w_GCOK)
-        cols_NKBC = cols.reshape(n, K, *length, g * c_out_g)
+        cols_NKLGO = jnp.einsum("nlgc,gcok->nklgo", x_NLGC, w_GCOK)
+        cols = cols_NKLGO.reshape(n, K, *length, g * c_out_g)          # cols_NKBC
         axis = 1
     else:
         n, _, *length = x.shape
         x_NGCL = x.reshape(n, g, c_in // g, math.prod(length))
-        cols = jnp.einsum("ngcl,gcok->ngokl", x_NGCL, w_GCOK)
-        cols_NCKB = cols.reshape(n, g * c_out_g, K, *length)
+        cols_NGOKL = jnp.einsum("ngcl,gcok->ngokl", x_NGCL, w_GCOK)
+        cols = cols_NGOKL.reshape(n, g * c_out_g, K, *length)          # cols_NCKB
         axis = 2
     out = spec.out_spatial(length, kernel)
-    return col2im(cols_NKBC if channels_last else cols_NCKB, out, kernel, spec.stride, spec.dilation,
-                  spec.padding, axis=axis)
+    return col2im(cols, out, kernel, spec.stride, spec.dilation, spec.padding, axis=axis)

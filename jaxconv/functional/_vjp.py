@@ -57,14 +57,14 @@ from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax")
 WEIGHT_GRAD_RULES = ("autodiff", "lax", "gemm")
-_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft"}
+_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None}
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How one conv call is computed: forward algorithm and the two gradient rules."""
 
-    forward: str                  # "lax" | "im2col" | "fft"
+    forward: str                  # "lax" | "eigen" | "im2col" | "fft"
     input_grad: str = "autodiff"  # one of INPUT_GRAD_RULES
     weight_grad: str = "autodiff"  # one of WEIGHT_GRAD_RULES
 
@@ -82,8 +82,57 @@ class Plan:
 
 
 def forward_fn(name: str, spec: ConvSpec) -> Callable:
+    if name == "eigen":
+        return eigen_conv_transpose if spec.transposed else eigen_conv
     module = importlib.import_module(f"jaxconv.functional.{_MODULES[name]}")
     return module.conv_transpose if spec.transposed else module.conv
+
+
+def _conv_off_ynn(x, w, *, strides, padding, lhs_dilation, rhs_dilation, groups, dn):
+    """``lax.conv_general_dilated`` rewritten so XLA:CPU does not hand it to YNNPACK.
+
+    XLA:CPU gives 2D convolutions without input (base) dilation to YNNPACK, which
+    is 2-4x slower than XLA's Eigen kernels for the forward and, on the
+    batch/feature-swapped weight-gradient convolution (a kernel as large as the
+    image), worse. Doubling every coordinate of the last spatial dim computes
+    the same sums with an input dilation of 2, which YNNPACK declines::
+
+        x_pad[b*s + j*d] == dilate2(x)_pad2[b*2s + j*2d]   (padding (2lo, 2hi))
+
+    (``dilate2`` puts ``x[i]`` at ``2i`` and zeros between; the zeros are never
+    read). Output lengths are unchanged; the products and their order too.
+    Autodiff of this form is again off YNNPACK: the weight gradient keeps the
+    input dilation, the input gradient dilates the output cotangent by the
+    stride 2.
+    """
+    if len(strides) == 2 and all(v == 1 for v in lhs_dilation):
+        strides = (*strides[:-1], 2 * strides[-1])
+        lo, hi = padding[-1]
+        padding = (*padding[:-1], (2 * lo, 2 * hi))
+        lhs_dilation = (*lhs_dilation[:-1], 2)
+        rhs_dilation = (*rhs_dilation[:-1], 2 * rhs_dilation[-1])
+    return lax.conv_general_dilated(
+        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, feature_group_count=groups, dimension_numbers=dn)
+
+
+def eigen_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """``impl="lax"``'s convolution in the form XLA:CPU runs on Eigen (`_conv_off_ynn`)."""
+    return _conv_off_ynn(
+        x, w, strides=spec.stride, padding=spec.padding, lhs_dilation=(1,) * spec.nd,
+        rhs_dilation=spec.dilation, groups=spec.groups,
+        dn=_lax.dimension_numbers(spec.nd, channels_last))
+
+
+def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """``impl="lax"``'s transposed convolution in the form XLA:CPU runs on Eigen."""
+    kernel = w.shape[2:]
+    pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
+                 for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.padding))
+    return _conv_off_ynn(
+        x, _lax.transposed_weight_as_conv(w, spec.groups), strides=(1,) * spec.nd,
+        padding=pads, lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
+        groups=spec.groups, dn=_lax.dimension_numbers(spec.nd, channels_last))
 
 
 def adjoint_spec(spec: ConvSpec) -> ConvSpec:

@@ -7,10 +7,10 @@ length L and output length out, output ``i`` pools PyTorch's bin
     [floor(i*L/out), ceil((i+1)*L/out))
 
 (bins cover the input, overlap when out does not divide L, and have
-``ceil(L/out)`` or ``ceil(L/out) + 1`` elements). A ``None`` entry of
-``output_size`` keeps that input dim (2D/3D only, as PyTorch). The bins are
-`Windows` reduced one dim at a time by :mod:`jaxconv.functional.pooling`'s
-machinery, so the max rule, indices and gradients are those of max pooling.
+at most ``ceil(L/out) + 1`` elements). A ``None`` entry of ``output_size``
+keeps that input dim (2D/3D only, as PyTorch). The bins are `Windows` reduced
+by :mod:`jaxconv.functional.pooling`'s machinery, so the max rule, indices and
+gradients are those of max pooling.
 """
 
 from __future__ import annotations

@@ -10,8 +10,11 @@ means ``stride=kernel_size``) the output length is ATen's ``pooling_output_shape
 
 Window ``i`` covers positions ``i*s - p + j*d`` for ``j < k``; positions outside
 ``[0, L)`` are padding (``-inf`` for max pooling, ``0`` for average pooling).
-Every op is a separable reduction over per-dim window tables (`Windows`): the
-same machinery serves the adaptive pools in :mod:`jaxconv.functional.adaptive`.
+Every op gathers each window's elements through a static table of flat
+spatial indices (`Windows` per dim, combined by `window_table`) and reduces
+over the slots; the adaptive pools in :mod:`jaxconv.functional.adaptive` use
+the same machinery with PyTorch's adaptive bins. The gather materialises
+``prod(kernel_size)`` slots per output element.
 
 Max pooling returns, per (n, c), the value at PyTorch's argmax: the first
 maximum in row-major window order, except that a NaN is the maximum (the last
@@ -139,10 +142,14 @@ def window_table(windows: Sequence[Windows]) -> tuple[np.ndarray, np.ndarray]:
     return index.reshape(*out, -1), valid.reshape(*out, -1)
 
 
+def _flatten_spatial(x: jnp.ndarray) -> jnp.ndarray:
+    """(N, C, *spatial) -> (N, C, prod(spatial)), also for N = 0."""
+    return x.reshape(*x.shape[:2], int(np.prod(x.shape[2:])))
+
+
 def _gather_windows(x: jnp.ndarray, index: np.ndarray) -> jnp.ndarray:
     """(N, C, *spatial) -> (N, C, *out, K): the elements of ``x`` at the flat spatial ``index``."""
-    n, c = x.shape[:2]
-    return jnp.take(x.reshape(n, c, -1), jnp.asarray(index), axis=2, mode="clip")
+    return jnp.take(_flatten_spatial(x), jnp.asarray(index), axis=2, mode="clip")
 
 
 @functools.partial(jax.jit, static_argnames=("windows", "layout"))
@@ -157,7 +164,6 @@ def max_over_windows(x: jnp.ndarray, windows: tuple[Windows, ...], layout: Layou
     so the gradient is a scatter-add of the cotangent to the argmax.
     """
     x = layout.to_ncs(x)
-    n, c = x.shape[:2]
     index, valid = window_table(windows)
     values = jnp.where(valid, _gather_windows(jax.lax.stop_gradient(x), index), -jnp.inf)
     flat = jnp.asarray(index, index_dtype())
@@ -166,7 +172,7 @@ def max_over_windows(x: jnp.ndarray, windows: tuple[Windows, ...], layout: Layou
     first_best = jnp.min(jnp.where(valid & (values == best), flat, np.iinfo(flat.dtype).max), axis=-1)
     last_nan = jnp.max(jnp.where(nan, flat, -1), axis=-1)
     argmax = jnp.where(jnp.any(nan, axis=-1), last_nan, first_best)
-    picked = jnp.take_along_axis(x.reshape(n, c, -1), argmax.reshape(n, c, -1), axis=2, mode="clip")
+    picked = jnp.take_along_axis(_flatten_spatial(x), _flatten_spatial(argmax), axis=2, mode="clip")
     return layout.from_ncs(picked.reshape(argmax.shape)), layout.from_ncs(argmax)
 
 

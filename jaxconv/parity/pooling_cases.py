@@ -99,7 +99,7 @@ def max_pool_case(rng: np.random.Generator, nd: int, i: int) -> Case:
     dims = [_window_dim(rng, nd, dilated=True, ceil_mode=ceil_mode, want_drop=want_drop and a == 0,
                         stride_is_kernel=stride_default) for a in range(nd)]
     spatial, kernel, stride, padding, dilation = (tuple(v) for v in zip(*dims))
-    batched, channels_last = i % 7 != 6, i % 5 == 4
+    batched, channels_last = i % 4 != 0, i % 5 == 4
     kw = dict(
         kernel_size=_compact(kernel, rng),
         stride=None if stride_default else _compact(stride, rng),
@@ -119,7 +119,7 @@ def avg_pool_case(rng: np.random.Generator, nd: int, i: int) -> Case:
     dims = [_window_dim(rng, nd, dilated=False, ceil_mode=ceil_mode, want_drop=want_drop and a == 0,
                         stride_is_kernel=stride_default, length_at_least_kernel=nd == 3) for a in range(nd)]
     spatial, kernel, stride, padding, _ = (tuple(v) for v in zip(*dims))
-    batched, channels_last = i % 7 != 6, i % 5 == 4
+    batched, channels_last = i % 4 != 0, i % 5 == 4
     kw = dict(
         kernel_size=_compact(kernel, rng),
         stride=None if stride_default else _compact(stride, rng),
@@ -149,7 +149,7 @@ def adaptive_case(rng: np.random.Generator, nd: int, i: int, kind: str) -> Case:
     kw: dict[str, Any] = dict(output_size=output_size)
     if kind == "max":
         kw["return_indices"] = i % 2 == 1
-    return _case(f"adaptive_{kind}_pool{nd}d", nd, rng, spatial, kw, batched=i % 7 != 6,
+    return _case(f"adaptive_{kind}_pool{nd}d", nd, rng, spatial, kw, batched=i % 4 != 0,
                  channels_last=i % 5 == 4)
 
 

@@ -92,7 +92,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         }
         ckpts.save(step, runner.get_state(state), {**meta, **(test or {})}, metrics=test)
 
-    step, saved_step, test, train_time, train_images = start_step, start_step, None, 0.0, 0
+    step, saved_step, test, tested_step, train_time, train_images = start_step, start_step, None, None, 0.0, 0
     try:
         while step < last_step:
             epoch, first = divmod(step, steps_per_epoch)
@@ -137,22 +137,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
             if step % steps_per_epoch == 0:
                 done = step // steps_per_epoch
-                test = None
-                if done % config.eval_every_epochs == 0 or step == last_step:
-                    test = evaluate_params(state.params)
+                evaluated = done % config.eval_every_epochs == 0 or step == last_step
+                if evaluated:
+                    test, tested_step = evaluate_params(state.params), step
                     writer.write(step, epoch=done, **test)
                 _check_finite(runner, state, config, ckpts)
-                save(step, test)
+                save(step, test if evaluated else None)
                 saved_step = step
-                _say(_epoch_line(done, config, step, epoch_sums, test, runner, state, train_time, train_images))
-            tick = time.perf_counter()
+                _say(_epoch_line(done, config, step, epoch_sums, test if evaluated else None, runner, state, train_time, train_images))
 
-        if saved_step != step or test is None:
-            if test is None:
-                test = evaluate_params(state.params)
-                writer.write(step, epoch=step / steps_per_epoch, **test)
-            if saved_step != step:
-                _check_finite(runner, state, config, ckpts)
+        if tested_step != step:  # Cut short by max_steps mid-epoch, or nothing left to train.
+            test, tested_step = evaluate_params(state.params), step
+            writer.write(step, epoch=step / steps_per_epoch, **test)
+        if saved_step != step:
+            _check_finite(runner, state, config, ckpts)
             save(step, test)
     finally:
         writer.close()

@@ -6,6 +6,7 @@ gradient (L2) for sgd/adam/adadelta and decoupled for adamw, and ``eps=None``
 means PyTorch's default for that optimizer.
 """
 
+import jax.numpy as jnp
 import ml_collections
 import optax
 
@@ -30,7 +31,7 @@ def create_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> 
     if config.schedule == "cosine":
         return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
     if config.schedule == "onecycle":
-        return optax.cosine_onecycle_schedule(total, lr, pct_start=min(warmup / total, 0.99))
+        return onecycle_schedule(lr, total, pct_start=min(warmup / total, 0.99))
     if config.schedule == "step":
         return optax.exponential_decay(
             lr, transition_steps=config.step_every_epochs * steps_per_epoch, decay_rate=config.step_gamma, staircase=True
@@ -54,3 +55,30 @@ def create_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule
     else:
         raise ValueError(f"Unknown optimizer {name!r}")
     return optax.chain(*l2, tx)
+
+
+def onecycle_schedule(
+    peak: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
+) -> optax.Schedule:
+    """``torch.optim.lr_scheduler.OneCycleLR`` (cosine, two phases), step for step.
+
+    Rises from ``peak / div_factor`` to ``peak`` over the first
+    ``pct_start * total_steps - 1`` steps, then anneals to
+    ``peak / div_factor / final_div_factor`` at step ``total_steps - 1``.
+    (optax's ``cosine_onecycle_schedule`` puts the peak one step later.)
+    """
+    initial = peak / div_factor
+    final = initial / final_div_factor
+    up_end = max(float(pct_start * total_steps) - 1.0, 1.0)
+    down_end = max(float(total_steps - 1), up_end + 1.0)
+
+    def anneal(start, end, pct):
+        return end + (start - end) / 2.0 * (1.0 + jnp.cos(jnp.pi * pct))
+
+    def schedule(step):
+        step = jnp.asarray(step, jnp.float32)
+        up = anneal(initial, peak, step / up_end)
+        down = anneal(peak, final, jnp.clip((step - up_end) / (down_end - up_end), 0.0, 1.0))
+        return jnp.where(step <= up_end, up, down)
+
+    return schedule

@@ -13,7 +13,7 @@ from jaxconv.parity.compare import compare
 from jaxconv.parity.pooling_cases import AVG_OPS, MAX_OPS, cases
 
 RTOL = 1e-5
-PARITY = [c for c in cases(seed=0, n=8) if c.op in MAX_OPS + AVG_OPS]
+PARITY = [c for c in cases(seed=0, n=5) if c.op in MAX_OPS + AVG_OPS]
 
 
 @pytest.mark.parametrize("case", PARITY, ids=[f"{c.op}-{i}" for i, c in enumerate(PARITY)])
@@ -25,8 +25,9 @@ def test_parity(case):
 
 
 def test_parity_cases_cover_the_options():
-    descs = {op: [c.desc for c in PARITY if c.op == op] for op in MAX_OPS + AVG_OPS}
-    for op, ds in descs.items():
+    for op in MAX_OPS + AVG_OPS:
+        ds = [c.desc for c in PARITY if c.op == op]
+        assert any(c.inputs["input"].ndim == int(op[-2]) + 1 for c in PARITY if c.op == op), op
         assert any("ceil_mode=True" in d for d in ds), op
         assert any("channels_last=True" in d for d in ds), op
         assert any("stride" not in d for d in ds), op
@@ -223,7 +224,7 @@ def test_half_precision_matches_torch(dtype):
 
 def test_jit_vmap_grad():
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((3, 2, 2, 7, 6)).astype(np.float32)  # a vmapped axis, then (N, C, H, W)
+    x = rng.standard_normal((3, 2, 2, 7, 5)).astype(np.float32)  # a vmapped axis, then (N, C, H, W)
     ct = rng.standard_normal((3, 2, 2, 4, 3)).astype(np.float32)
 
     def loss(v, c):
@@ -231,7 +232,7 @@ def test_jit_vmap_grad():
         return jnp.sum(y * c) + jnp.sum(F.avg_pool2d(v, 3, 2, 1, True, False) * c), i
 
     grads, idx = jax.jit(jax.vmap(jax.grad(loss, has_aux=True)))(x, ct)
-    tx = torch.tensor(x.reshape(6, 2, 7, 6), requires_grad=True)
+    tx = torch.tensor(x.reshape(6, 2, 7, 5), requires_grad=True)
     tc = torch.tensor(ct.reshape(6, 2, 4, 3))
     ty, ti = tF.max_pool2d(tx, 3, 2, 1, 1, True, True)
     ((ty * tc).sum() + (tF.avg_pool2d(tx, 3, 2, 1, True, False) * tc).sum()).backward()

@@ -86,7 +86,7 @@ def test_unbatched_input_with_padding_mode(channels_last):
     _assert_close(check_layer(layer, t_layer, _x((3, 6, 7)), channels_last=channels_last, batched=False))
 
 
-@pytest.mark.parametrize("output_size", [(10, 12), (2, 6, 11, 13)])
+@pytest.mark.parametrize("output_size", [(10, 12), (2, 6, 9, 11)])
 def test_conv_transpose_output_size(output_size):
     torch.manual_seed(3)
     t_layer = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
@@ -98,7 +98,7 @@ def test_conv_transpose_output_size_out_of_range():
     layer = jnn.ConvTranspose2d(4, 6, 3, stride=2, padding=1)
     x = jnp.zeros((1, 4, 5, 6))
     with pytest.raises(ValueError, match="valid sizes range from 9 to 10"):
-        layer.init(jax.random.key(0), x, output_size=(11, 11))
+        jax.eval_shape(lambda: layer.init(jax.random.key(0), x, output_size=(11, 11)))
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(dilation=2, padding_mode="replicate", groups=2),
@@ -167,10 +167,11 @@ def test_parameter_names_shapes_and_default_bias(name):
     t_layer = getattr(torch.nn, name)(4, 6, 3, groups=2)
     layer = getattr(jnn, name)(4, 6, 3, groups=2)
     x = jnp.zeros((1, 4, *(5,) * nd))
-    params = layer.init(jax.random.key(0), x)["params"]
+    params = jax.eval_shape(layer.init, jax.random.key(0), x)["params"]
     assert {k: v.shape for k, v in params.items()} == {k: tuple(v.shape) for k, v in t_layer.state_dict().items()}
     assert params["weight"].dtype == jnp.float32
-    assert "bias" not in getattr(jnn, name)(4, 6, 3, bias=False).init(jax.random.key(0), x)["params"]
+    no_bias = getattr(jnn, name)(4, 6, 3, bias=False)
+    assert "bias" not in jax.eval_shape(no_bias.init, jax.random.key(0), x)["params"]
 
 
 def test_params_cast_to_input_dtype():
@@ -225,7 +226,7 @@ def test_torch_rejects_the_same_constructor_arguments():
             continue  # torch checks these lazily, or accepts them
         kwargs = dict(in_channels=4, out_channels=6, kernel_size=3)
         kwargs.update(bad)
-        with pytest.raises((ValueError, TypeError)):
+        with pytest.raises((ValueError, TypeError, RuntimeError)):
             module = getattr(torch.nn, name)(**kwargs)
             module(torch.zeros(1, 4, 8, 8))
 

@@ -13,14 +13,17 @@ from jaxconv.train import checkpoint
 from jaxconv.train import metrics as metrics_lib
 from train_helpers import REPO, make_config
 
-MAX_STEPS = 400
+MAX_STEPS = 300
 
 
 @pytest.fixture(scope="module")
 def trained(mnist_dir, tmp_path_factory):
-    """A 400-step default-recipe run on the full data, with model.pt export: (workdir, config, summary)."""
+    """300 steps of the default recipe squeezed into one epoch, on the full data: (workdir, config, summary)."""
     workdir = tmp_path_factory.mktemp("trained")
-    config = make_config(mnist_dir, max_steps=MAX_STEPS, log_every_steps=50, checkpoint_every_steps=150, export_torch=True)
+    config = make_config(
+        mnist_dir, num_epochs=1, warmup_epochs=0.3, max_steps=MAX_STEPS,
+        log_every_steps=50, checkpoint_every_steps=120, export_torch=True,
+    )  # fmt: skip
     summary = train.train_and_evaluate(config, str(workdir))
     return workdir, config, summary
 
@@ -57,9 +60,9 @@ def test_summary_and_metrics_files(trained):
 def test_checkpoints_every_n_steps_and_final(trained):
     workdir, config, _ = trained
     ckpts = checkpoint.Checkpoints(str(workdir / "checkpoints"), read_only=True)
-    # Saved at 150, 300 and 400; the 2 latest are kept, plus the best evaluated one (400).
-    assert ckpts.all_steps() == [300, 400]
-    assert ckpts.best_step() == 400
+    # Saved at 120, 240 and 300 (max_steps); the 2 latest are kept, and 300, the only evaluated one, is the best.
+    assert ckpts.all_steps() == [240, 300]
+    assert ckpts.best_step() == 300
 
 
 def test_model_pt_loads_into_torch_twin(trained):
@@ -100,7 +103,7 @@ def test_rerun_of_finished_run_resumes_without_training(trained, capsys):
     again = train.train_and_evaluate(config, str(workdir))
     assert again["resumed_from_step"] == MAX_STEPS and again["step"] == MAX_STEPS
     assert again["test_accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-6)
-    assert "resuming from checkpoint step 400" in capsys.readouterr().out
+    assert "resuming from checkpoint step 300" in capsys.readouterr().out
 
 
 def test_unwritable_workdir_is_a_clear_error(tmp_path, small_mnist):
