@@ -14,9 +14,13 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Recipe file (configs/*.py); override fields with --config.FIELD=VALUE.")
+config_flags.DEFINE_config_file(
+    "config", None, "Recipe file (configs/*.py); override fields with --config.FIELD=VALUE."
+)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and outputs.", required=True)
-flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (or resume) the recipe, or evaluate the latest checkpoint.")
+flags.DEFINE_enum(
+    "mode", "train", ["train", "eval"], "train (or resume) the recipe, or evaluate the latest checkpoint."
+)
 
 
 def main(argv):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -104,7 +105,7 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
     arrays = {str(k): _to_numpy(v) for k, v in state_dict.items()}
     if like is None:
-        return unflatten_params({k: jnp.asarray(v) for k, v in arrays.items()})
+        return unflatten_params({k: jax.device_put(v) for k, v in arrays.items()})
 
     like_map = _as_mapping(like)
     paths: dict[str, tuple] = {}
@@ -134,11 +135,12 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
         raise ValueError("\n".join(lines))
 
     tree: dict[Any, Any] = {}
-    for key, (path, _) in paths.items():
+    for key in arrays:  # in state_dict order, so to_torch gives the keys back in that order
+        path = paths[key][0]
         node = tree
         for p in path[:-1]:
             node = node.setdefault(p, {})
-        node[path[-1]] = jnp.asarray(arrays[key])
+        node[path[-1]] = jax.device_put(arrays[key])
     return tree
 
 

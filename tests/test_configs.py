@@ -59,12 +59,29 @@ def test_recipe_comments_every_override(name):
 
 def test_recipes_match_their_tutorials():
     lenet, convnet, mnist = (_load(n).get_config() for n in ("lenet5", "convnet", "mnist_net"))
-    assert (lenet.optimizer, lenet.learning_rate, lenet.momentum, lenet.batch_size, lenet.num_epochs) == ("sgd", 0.001, 0.9, 4, 2)
-    assert (convnet.optimizer, convnet.learning_rate, convnet.momentum, convnet.batch_size, convnet.num_epochs) == ("sgd", 0.001, 0.9, 100, 10)
-    assert (convnet.normalize_mean, convnet.normalize_std) == ((0.5,), (0.5,))
-    assert (mnist.optimizer, mnist.learning_rate, mnist.schedule, mnist.step_gamma, mnist.batch_size, mnist.num_epochs) == (
-        "adadelta", 1.0, "step", 0.7, 64, 14
+    assert (lenet.optimizer, lenet.learning_rate, lenet.momentum, lenet.batch_size, lenet.num_epochs) == (
+        "sgd",
+        0.001,
+        0.9,
+        4,
+        2,
     )
+    assert (
+        convnet.optimizer,
+        convnet.learning_rate,
+        convnet.momentum,
+        convnet.batch_size,
+        convnet.num_epochs,
+    ) == ("sgd", 0.001, 0.9, 100, 10)
+    assert (convnet.normalize_mean, convnet.normalize_std) == ((0.5,), (0.5,))
+    assert (
+        mnist.optimizer,
+        mnist.learning_rate,
+        mnist.schedule,
+        mnist.step_gamma,
+        mnist.batch_size,
+        mnist.num_epochs,
+    ) == ("adadelta", 1.0, "step", 0.7, 64, 14)
     assert (mnist.normalize_mean, mnist.normalize_std) == ((0.1307,), (0.3081,))
 
 
@@ -97,7 +114,19 @@ def _retyped(config, **values):
         (lambda c: setattr(c, "normalize_std", (0.5, 0.5)), "normalize_mean"),
         (lambda c: setattr(c, "log_every_steps", None), "log_every_steps"),
     ],
-    ids=["typo", "optimizer", "model", "parallel", "schedule", "on_nonfinite", "batch_size", "type", "missing", "norm", "none"],
+    ids=[
+        "typo",
+        "optimizer",
+        "model",
+        "parallel",
+        "schedule",
+        "on_nonfinite",
+        "batch_size",
+        "type",
+        "missing",
+        "norm",
+        "none",
+    ],
 )
 def test_bad_config_is_rejected_naming_the_field(mutate, names):
     config = _default()

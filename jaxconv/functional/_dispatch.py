@@ -27,6 +27,7 @@ from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, c
 
 IMPLS = ("auto", "lax", "eigen", "im2col", "fft")
 FORWARDS = ("lax", "eigen", "im2col", "fft")
+MIN_EIGEN_CHANNELS = 8  # input channels per group from which "eigen" beats YNNPACK's forward
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -55,7 +56,12 @@ def check_impl(impl: str) -> str:
 def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
                 w_shape: Sequence[int] | None = None, channels_last: bool = False,
                 backend: str | None = None) -> Plan:
-    """The `Plan` ``impl`` resolves to for a call (shapes as passed to the implementation)."""
+    """The `Plan` ``impl`` resolves to for a call.
+
+    ``w_shape`` (PyTorch layout) refines ``"auto"``'s choice; without it the
+    call is assumed to have many channels per group. ``backend`` defaults to
+    ``jax.default_backend()``.
+    """
     check_impl(impl)
     explicit = parse_plan(impl)
     if explicit is not None:
@@ -65,7 +71,36 @@ def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return Plan("lax")
-    return Plan("eigen")
+    return _cpu_plan(spec, w_shape)
+
+
+def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None) -> Plan:
+    """Rows 1-5 of the decision table in the module docstring."""
+    if w_shape is None:
+        cin_per_group = 2 * MIN_EIGEN_CHANNELS
+    elif spec.transposed:
+        cin_per_group = w_shape[0] // spec.groups
+    else:
+        cin_per_group = w_shape[1]
+    grouped = spec.groups > 1
+    if cin_per_group == 1 and grouped:             # depthwise: XLA's own rules
+        return Plan("lax")
+    gemm_dw = spec.transposed or grouped
+    if spec.nd != 2:                               # no YNNPACK outside 2D
+        return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
+    forward = "eigen" if cin_per_group >= MIN_EIGEN_CHANNELS else "lax"
+    strided = any(s > 1 for s in spec.stride)
+    dx = "lax" if strided or spec.transposed else "eigen"
+    dw = "gemm" if gemm_dw else "eigen"
+    return Plan(forward, dx, dw)
+
+
+def explain(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
+            w_shape: Sequence[int] | None = None, channels_last: bool = False,
+            backend: str | None = None) -> dict[str, str]:
+    """``{"forward": ..., "input_grad": ..., "weight_grad": ...}`` for a call, as `select_plan`."""
+    plan = select_plan(impl, spec, x_shape, w_shape, channels_last, backend)
+    return {"forward": plan.forward, "input_grad": plan.input_grad, "weight_grad": plan.weight_grad}
 
 
 def select_impl(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,

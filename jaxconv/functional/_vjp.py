@@ -22,6 +22,8 @@ Rules (names used by `Plan` and by ``_dispatch``):
 ``"lax"``       the gradient as XLA's own convolution (``jax.vjp`` of the lax
                 formulation; for a transposed conv's input gradient, the forward
                 ``lax`` convolution with the adjoint spec).
+``"eigen"``     the same with the convolution in `_conv_off_ynn`'s form, which
+                XLA:CPU runs on Eigen instead of YNNPACK.
 ``"gemm"``      (weight gradient only) one GEMM per kernel offset over strided
                 slices of the channels-last padded input::
 
@@ -55,8 +57,8 @@ from jax import lax
 from jaxconv.functional import _lax
 from jaxconv.functional._spec import ConvSpec
 
-INPUT_GRAD_RULES = ("autodiff", "lax")
-WEIGHT_GRAD_RULES = ("autodiff", "lax", "gemm")
+INPUT_GRAD_RULES = ("autodiff", "lax", "eigen")
+WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm")
 _MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None}
 
 
@@ -159,10 +161,6 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
     x_pad = lax.pad(x_NLC, jnp.zeros((), x.dtype),
                     [(0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding), (0, 0, 0)])
     dy_MGO = dy_NBO.reshape(m, g, o // g)
-    # Materialise the channels-last copy once: without the 2D barrier XLA keeps the
-    # transpose as a layout and redoes it inside each of the K slices.
-    x_2d, dy_MGO = lax.optimization_barrier((x_pad.reshape(-1, c), dy_MGO))
-    x_pad = x_2d.reshape(x_pad.shape)
     slabs = []
     for j in itertools.product(*(range(k) for k in kernel)):
         start = [ji * d for ji, d in zip(j, spec.dilation)]
@@ -179,17 +177,21 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
 
 
 def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    if rule == "lax":
-        if spec.transposed:
-            return _lax.conv(dy, w, adjoint_spec(spec), channels_last)
-        return jax.vjp(lambda x_: _lax.conv(x_, w, spec, channels_last), x)[1](dy)[0]
-    raise ValueError(f"no input-gradient rule {rule!r}")
+    """``rule`` "lax"/"eigen": XLA's transposed convolution of that formulation."""
+    if rule not in ("lax", "eigen"):
+        raise ValueError(f"no input-gradient rule {rule!r}")
+    if spec.transposed:
+        conv = _lax.conv if rule == "lax" else eigen_conv
+        return conv(dy, w, adjoint_spec(spec), channels_last)
+    fn = forward_fn(rule, spec)
+    return jax.vjp(lambda x_: fn(x_, w, spec, channels_last), x)[1](dy)[0]
 
 
 def weight_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """``rule`` "lax"/"eigen": XLA's weight gradient of that formulation; "gemm": `gemm_weight_grad`."""
     kernel = w.shape[2:]
-    if rule == "lax":
-        fn = _lax.conv_transpose if spec.transposed else _lax.conv
+    if rule in ("lax", "eigen"):
+        fn = forward_fn(rule, spec)
         return jax.vjp(lambda w_: fn(x, w_, spec, channels_last), w)[1](dy)[0]
     if rule == "gemm":
         if spec.transposed:

@@ -285,7 +285,9 @@ _MAX_DOC = """{nd}D max pooling, as ``torch.nn.functional.max_pool{nd}d``.
 
     ``y[n, c, i] = max_j x_pad[n, c, i*stride - padding + j*dilation]`` over the
     ``kernel_size`` window, padding being ``-inf``; needs
-    ``padding <= kernel_size // 2``. See the module docstring for the output
+    ``padding <= kernel_size // 2``, and (unlike PyTorch, which returns ``-inf``
+    and an index outside the input there) rejects a dilated window that holds
+    only padding. See the module docstring for the output
     length (``ceil_mode``) and PyTorch's argmax rule (first maximum, NaN wins).
     With ``return_indices=True`` returns ``(y, indices)``, ``indices`` being the
     argmax as a flat index into the input's spatial dims (int32, int64 with

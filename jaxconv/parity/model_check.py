@@ -65,7 +65,7 @@ def compare_module(apply_fn: Callable[[Any, jax.Array], Any], params: Any, torch
 
         # One compiled function for outputs and gradients: compiling dominates small layers.
         (_, j_out), (gp, gx) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
-            params, jnp.asarray(x))
+            params, x)
         if len(t_out) != len(j_out):
             raise ValueError(f"torch returned {len(t_out)} outputs, jax {len(j_out)}")
         forward, mismatch = 0.0, 0.0
@@ -190,7 +190,7 @@ def check_model(name: str, seed: int = 0, *, steps: int = 20, batch: int = 8, lr
         state = opt.init(params)
         loss_diff = 0.0
         for i, (xb, yb) in enumerate(batches):
-            new_params, state, j_loss, j_logits, j_grads = step(params, state, jnp.asarray(xb), jnp.asarray(yb))
+            new_params, state, j_loss, j_logits, j_grads = step(params, state, xb, yb)
             t_opt.zero_grad()
             t_logits = t_model(torch.tensor(xb))
             t_loss = tF.cross_entropy(t_logits, torch.tensor(yb))

@@ -73,7 +73,8 @@ class Checkpoints:
             return None
         abstract = None if target is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         restored = self._manager.restore(
-            step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
         )
         return restored.state, dict(restored.meta)
 

@@ -36,153 +36,235 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     config_lib.validate(config)
     workdir = _prepare_workdir(workdir)
     _record_config(config, workdir)
-
-    (train_x, train_y), source = _load(config, "train")
-    (test_x, test_y), _ = _load(config, "test")
-    _say(f"data: {len(train_x)} train, {len(test_x)} test examples; {source}")
-    train_x = data.normalize(train_x, config.normalize_mean, config.normalize_std)
-    test_x = data.normalize(test_x, config.normalize_mean, config.normalize_std)
-
-    model = models.get(config.model)
-    steps_per_epoch = data.steps_per_epoch(len(train_x), config.batch_size)
-    total_steps = steps_per_epoch * config.num_epochs
-    last_step = total_steps if config.max_steps is None else min(config.max_steps, total_steps)
-    schedule = optim.create_schedule(config, steps_per_epoch)
-    tx = optim.create_optimizer(config, schedule)
-    host_state = state_lib.create(model, tx, config.seed, train_x.shape[1:])
-
-    ckpts = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-    restored = ckpts.restore(host_state)
-    if restored is not None:
-        host_state, meta = restored
-        _check_position(meta, int(host_state.step), steps_per_epoch, ckpts.directory)
-        _say(f"resuming from checkpoint step {int(host_state.step)} (epoch {meta['epoch']}, batch {meta['step_in_epoch']})")
-    host_state = jax.device_get(host_state)  # numpy: put_state copies, and the donated step never frees these.
-    start_step = int(host_state.step)
-
-    runner = parallel.create(
-        config.parallel,
-        model.apply,
-        tx,
-        batch_size=config.batch_size,
-        eval_batch_size=config.eval_batch_size,
-    )
-    state = runner.put_state(host_state)
-    compile_times = runner.compile(
-        state,
-        runner.put_batch({"image": train_x[: config.batch_size], "label": train_y[: config.batch_size]}),
-        runner.put_batch(_eval_example(test_x, test_y, config.eval_batch_size)),
-    )
-    compile_s = sum(compile_times.values())
-    _say(
-        f"model {config.model}: {_count(host_state.params):,} params; parallel={config.parallel} over "
-        f"{runner.num_devices} device(s) ({jax.devices()[0].platform}); compiled train step in "
-        f"{compile_times['train_step']:.1f}s, eval step in {compile_times['eval_step']:.1f}s"
-    )
-
-    writer = metrics_lib.MetricWriter(workdir, resume_step=start_step)
-    evaluate_params = lambda params: _evaluate(runner, params, test_x, test_y, config.eval_batch_size)  # noqa: E731
-
-    def save(step: int, test: dict[str, float] | None = None) -> None:
-        meta = {
-            "epoch": step // steps_per_epoch,
-            "step_in_epoch": step % steps_per_epoch,
-            "global_step": step,
-            "steps_per_epoch": steps_per_epoch,
-        }
-        ckpts.save(step, runner.get_state(state), {**meta, **(test or {})}, metrics=test)
-
-    step, saved_step, test, tested_step, train_time, train_images = start_step, start_step, None, None, 0.0, 0
+    run = _Run(config, workdir)
     try:
-        while step < last_step:
-            epoch, first = divmod(step, steps_per_epoch)
-            batches = data.train_batches(
-                train_x, train_y, batch_size=config.batch_size, key=host_state.shuffle_key, epoch=epoch, start_step=first
-            )
-            bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{config.num_epochs}", mininterval=0.5)
-            window, epoch_sums = [], np.zeros(3)  # Over this epoch's steps: loss sum, correct, steps.
-            tick = time.perf_counter()
-            for images, labels in batches:
-                state, step_metrics = runner.train_step(state, runner.put_batch({"image": images, "label": labels}))
-                window.append(step_metrics)
-                step += 1
-                bar.update()
-                end_of_epoch = step % steps_per_epoch == 0
-                if step % config.log_every_steps == 0 or end_of_epoch or step == last_step:
-                    losses, correct = _fetch(runner, window)
-                    elapsed = time.perf_counter() - tick
-                    train_time += elapsed
-                    train_images += len(window) * config.batch_size
-                    epoch_sums += (losses.sum(), correct.sum(), len(window))
-                    record = {
-                        "epoch": step / steps_per_epoch,
-                        "train_loss": float(losses.mean()),
-                        "train_accuracy": float(correct.sum() / (len(window) * config.batch_size)),
-                        "learning_rate": float(schedule(step - 1)),
-                        "images_per_s": len(window) * config.batch_size / elapsed,
-                    }
-                    writer.write(step, **record)
-                    bar.set_postfix(
-                        loss=f"{record['train_loss']:.4f}", acc=f"{record['train_accuracy']:.4f}", img_s=f"{record['images_per_s']:.0f}"
-                    )
-                    _check_finite(runner, state, config, ckpts)
-                    window, tick = [], time.perf_counter()
-                if config.checkpoint_every_steps and step % config.checkpoint_every_steps == 0 and not end_of_epoch:
-                    _check_finite(runner, state, config, ckpts)
-                    save(step)
-                    saved_step = step
-                if step >= last_step:
-                    break
-            bar.close()
-
-            if step % steps_per_epoch == 0:
-                done = step // steps_per_epoch
-                evaluated = done % config.eval_every_epochs == 0 or step == last_step
-                if evaluated:
-                    test, tested_step = evaluate_params(state.params), step
-                    writer.write(step, epoch=done, **test)
-                _check_finite(runner, state, config, ckpts)
-                save(step, test if evaluated else None)
-                saved_step = step
-                _say(_epoch_line(done, config, step, epoch_sums, test if evaluated else None, runner, state, train_time, train_images))
-
-        if tested_step != step:  # Cut short by max_steps mid-epoch, or nothing left to train.
-            test, tested_step = evaluate_params(state.params), step
-            writer.write(step, epoch=step / steps_per_epoch, **test)
-        if saved_step != step:
-            _check_finite(runner, state, config, ckpts)
-            save(step, test)
+        while run.step < run.last_step:
+            sums = run.train_epoch()
+            if run.step % run.steps_per_epoch == 0:
+                run.end_epoch(sums)
+        if run.tested_step != run.step:  # Cut short by max_steps mid-epoch, or nothing left to train.
+            run.evaluate()
+        if run.saved_step != run.step:
+            run.save(run.test)
     finally:
-        writer.close()
-        ckpts.close()
+        run.close()
+    return run.finish(time.perf_counter() - wall_start)
 
-    final_state = runner.get_state(state)
-    metrics_lib.plot_curves(metrics_lib.read(writer.path), os.path.join(workdir, "curves.png"))
-    summary = {
-        "test_accuracy": test["test_accuracy"],
-        "test_loss": test["test_loss"],
-        "step": step,
-        "epoch": step / steps_per_epoch,
-        "resumed_from_step": start_step,
-        "wall_time_s": time.perf_counter() - wall_start,
-        "compile_time_s": compile_s,
-        "train_time_s": train_time,
-        "images_per_s": train_images / train_time if train_time else None,
-        "skipped_steps": int(final_state.skipped_steps),
-        "model": config.model,
-        "parallel": config.parallel,
-        "devices": runner.num_devices,
-        "data_source": source,
-    }
-    _export_torch(config, final_state.params, workdir)
-    _write_json(os.path.join(workdir, "summary.json"), summary)
-    _say(
-        f"summary: test_accuracy={summary['test_accuracy']:.4f} test_loss={summary['test_loss']:.4f} "
-        f"step={step} epoch={summary['epoch']:.2f} wall_time={summary['wall_time_s']:.1f}s "
-        f"(compile {compile_s:.1f}s, training {train_time:.1f}s at {summary['images_per_s'] or 0:.0f} images/s) "
-        f"workdir={workdir}"
-    )
-    return summary
+
+class _Run:
+    """One invocation of a training run: its data, compiled steps, state and bookkeeping."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+        self.config, self.workdir = config, workdir
+        (train_x, self.train_y), self.source = _load(config, "train")
+        (test_x, self.test_y), _ = _load(config, "test")
+        _say(f"data: {len(train_x)} train, {len(test_x)} test examples; {self.source}")
+        self.train_x = data.normalize(train_x, config.normalize_mean, config.normalize_std)
+        self.test_x = data.normalize(test_x, config.normalize_mean, config.normalize_std)
+
+        model = models.get(config.model)
+        self.steps_per_epoch = data.steps_per_epoch(len(self.train_x), config.batch_size)
+        total_steps = self.steps_per_epoch * config.num_epochs
+        self.last_step = total_steps if config.max_steps is None else min(config.max_steps, total_steps)
+        self.schedule = optim.create_schedule(config, self.steps_per_epoch)
+        tx = optim.create_optimizer(config, self.schedule)
+        host_state = state_lib.create(model, tx, config.seed, self.train_x.shape[1:])
+
+        self.runner = parallel.create(
+            config.parallel,
+            model.apply,
+            tx,
+            batch_size=config.batch_size,
+            eval_batch_size=config.eval_batch_size,
+        )
+        self.ckpts = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+        try:
+            host_state = self._restore(host_state)
+        except BaseException:
+            self.ckpts.close()
+            raise
+        self.shuffle_key = host_state.shuffle_key
+        self.start_step = self.step = self.saved_step = int(host_state.step)
+        self.tested_step, self.test = None, None
+        self.train_time, self.train_images = 0.0, 0
+
+        self.state = self.runner.put_state(host_state)
+        b = config.batch_size
+        times = self.runner.compile(
+            self.state,
+            self.runner.put_batch({"image": self.train_x[:b], "label": self.train_y[:b]}),
+            self.runner.put_batch(_eval_example(self.test_x, self.test_y, config.eval_batch_size)),
+        )
+        self.compile_s = sum(times.values())
+        _say(
+            f"model {config.model}: {_count(host_state.params):,} params; parallel={config.parallel} over "
+            f"{self.runner.num_devices} {jax.devices()[0].platform} device(s); compiled the train step in "
+            f"{times['train_step']:.1f}s, the eval step in {times['eval_step']:.1f}s"
+        )
+        self.writer = metrics_lib.MetricWriter(workdir, resume_step=self.start_step)
+
+    def _restore(self, fresh: state_lib.TrainState) -> state_lib.TrainState:
+        """The latest checkpoint's state (or ``fresh``), as host numpy arrays never aliased by device buffers."""
+        restored = self.ckpts.restore(fresh)
+        if restored is None:
+            return jax.device_get(fresh)
+        state, meta = restored
+        _check_position(meta, int(state.step), self.steps_per_epoch, self.ckpts.directory)
+        _say(
+            f"resuming from checkpoint step {meta['global_step']} (epoch {meta['epoch']}, batch {meta['step_in_epoch']})"
+        )
+        return jax.device_get(state)
+
+    def train_epoch(self) -> np.ndarray:
+        """Trains from the current step to the end of its epoch or ``last_step``; returns (loss sum, correct, steps)."""
+        config, b = self.config, self.config.batch_size
+        epoch, first = divmod(self.step, self.steps_per_epoch)
+        batches = data.train_batches(
+            self.train_x, self.train_y, batch_size=b, key=self.shuffle_key, epoch=epoch, start_step=first
+        )
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            initial=first,
+            desc=f"epoch {epoch + 1}/{config.num_epochs}",
+            mininterval=0.5,
+        )
+        window, sums, tick = [], np.zeros(3), time.perf_counter()
+        for images, labels in batches:
+            self.state, step_metrics = self.runner.train_step(
+                self.state, self.runner.put_batch({"image": images, "label": labels})
+            )
+            window.append(step_metrics)
+            self.step += 1
+            bar.update()
+            end_of_epoch = self.step % self.steps_per_epoch == 0
+            if self.step % config.log_every_steps == 0 or end_of_epoch or self.step == self.last_step:
+                losses, correct = _fetch(
+                    self.runner, window
+                )  # Waits for the steps: the timing below is honest.
+                elapsed = time.perf_counter() - tick
+                self.train_time += elapsed
+                self.train_images += len(window) * b
+                sums += (losses.sum(), correct.sum(), len(window))
+                record = {
+                    "epoch": self.step / self.steps_per_epoch,
+                    "train_loss": float(losses.mean()),
+                    "train_accuracy": float(correct.sum() / (len(window) * b)),
+                    "learning_rate": float(self.schedule(self.step - 1)),
+                    "images_per_s": len(window) * b / elapsed,
+                }
+                self.writer.write(self.step, **record)
+                bar.set_postfix(
+                    loss=f"{record['train_loss']:.4f}",
+                    acc=f"{record['train_accuracy']:.4f}",
+                    img_s=f"{record['images_per_s']:.0f}",
+                )
+                self.check_finite()
+                window, tick = [], time.perf_counter()
+            if (
+                config.checkpoint_every_steps
+                and self.step % config.checkpoint_every_steps == 0
+                and not end_of_epoch
+            ):
+                self.save()
+            if self.step >= self.last_step:
+                break
+        bar.close()
+        return sums
+
+    def end_epoch(self, sums: np.ndarray) -> None:
+        """Evaluates (every ``eval_every_epochs`` and at the end), checkpoints and prints the epoch's line."""
+        done = self.step // self.steps_per_epoch
+        evaluated = done % self.config.eval_every_epochs == 0 or self.step == self.last_step
+        if evaluated:
+            self.evaluate()
+        self.save(self.test if evaluated else None)
+        loss_sum, correct, steps = sums
+        parts = [f"epoch {done}/{self.config.num_epochs} (step {self.step}):"]
+        if steps:
+            parts.append(
+                f"train_loss={loss_sum / steps:.4f} train_accuracy={correct / (steps * self.config.batch_size):.4f}"
+            )
+        if evaluated:
+            parts.append(
+                f"test_loss={self.test['test_loss']:.4f} test_accuracy={self.test['test_accuracy']:.4f}"
+            )
+        if self.train_time:
+            parts.append(f"({self.train_images / self.train_time:.0f} images/s)")
+        skipped = int(self.runner.get_metrics(jax.device_get(self.state.skipped_steps)))
+        if skipped:
+            parts.append(f"[{skipped} non-finite updates skipped so far]")
+        _say(" ".join(parts))
+
+    def evaluate(self) -> None:
+        self.test = _evaluate(
+            self.runner, self.state.params, self.test_x, self.test_y, self.config.eval_batch_size
+        )
+        self.tested_step = self.step
+        self.writer.write(self.step, epoch=self.step / self.steps_per_epoch, **self.test)
+
+    def save(self, test: dict[str, float] | None = None) -> None:
+        """Checkpoints the state, its data position and (if evaluated here) the test metrics."""
+        self.check_finite()
+        meta = {
+            "epoch": self.step // self.steps_per_epoch,
+            "step_in_epoch": self.step % self.steps_per_epoch,
+            "global_step": self.step,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+        self.ckpts.save(self.step, self.runner.get_state(self.state), {**meta, **(test or {})}, metrics=test)
+        self.saved_step = self.step
+
+    def check_finite(self) -> None:
+        """Raises NonFiniteLossError once a step went non-finite under ``on_nonfinite="stop"``."""
+        if self.config.on_nonfinite != "stop":
+            return
+        bad = int(self.runner.get_metrics(jax.device_get(self.state.nonfinite_step)))
+        if bad >= 0:
+            self.ckpts.wait()
+            kept = self.ckpts.latest_step()
+            where = (
+                f"the last good checkpoint is step {kept} in {self.ckpts.directory}"
+                if kept is not None
+                else "no checkpoint was saved"
+            )
+            raise NonFiniteLossError(
+                f"loss or gradients became NaN/inf at step {bad + 1} (0-based step index {bad}); training stopped "
+                f"and {where}. Lower the learning rate, or set on_nonfinite='skip' to drop such updates."
+            )
+
+    def close(self) -> None:
+        """Flushes the metric files and waits for pending checkpoint writes."""
+        self.writer.close()
+        self.ckpts.close()
+
+    def finish(self, wall_time: float) -> dict[str, Any]:
+        """Writes curves.png, model.pt and summary.json, prints the summary line and returns the summary."""
+        final_state = self.runner.get_state(self.state)
+        metrics_lib.plot_curves(metrics_lib.read(self.writer.path), os.path.join(self.workdir, "curves.png"))
+        _export_torch(self.config, final_state.params, self.workdir)
+        summary = {
+            "test_accuracy": self.test["test_accuracy"],
+            "test_loss": self.test["test_loss"],
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "resumed_from_step": self.start_step,
+            "wall_time_s": wall_time,
+            "compile_time_s": self.compile_s,
+            "train_time_s": self.train_time,
+            "images_per_s": self.train_images / self.train_time if self.train_time else None,
+            "skipped_steps": int(final_state.skipped_steps),
+            "model": self.config.model,
+            "parallel": self.config.parallel,
+            "devices": self.runner.num_devices,
+            "data_source": self.source,
+        }
+        _write_json(os.path.join(self.workdir, "summary.json"), summary)
+        _say(
+            f"summary: test_accuracy={summary['test_accuracy']:.4f} test_loss={summary['test_loss']:.4f} "
+            f"step={self.step} epoch={summary['epoch']:.2f} wall_time={wall_time:.1f}s (compile {self.compile_s:.1f}s, "
+            f"training {self.train_time:.1f}s at {summary['images_per_s'] or 0:.0f} images/s) workdir={self.workdir}"
+        )
+        return summary
 
 
 def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str, Any]:
@@ -215,7 +297,9 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
     state = runner.put_state(host_state)
     result = _evaluate(runner, state.params, test_x, test_y, config.eval_batch_size)
     result = {**result, "step": int(host_state.step), "epoch": meta["global_step"] / meta["steps_per_epoch"]}
-    _say(f"eval: checkpoint step {result['step']}: test_accuracy={result['test_accuracy']:.4f} test_loss={result['test_loss']:.4f}")
+    _say(
+        f"eval: checkpoint step {result['step']}: test_accuracy={result['test_accuracy']:.4f} test_loss={result['test_loss']:.4f}"
+    )
     return result
 
 
@@ -243,7 +327,10 @@ def _record_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     if os.path.exists(path):
         changed = config_lib.differences(config_lib.load_json(path), config)
         if changed:
-            _say("config differs from the previous run in this workdir: " + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+            _say(
+                "config differs from the previous run in this workdir: "
+                + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changed.items())
+            )
     config_lib.save_json(config, path)
 
 
@@ -281,14 +368,22 @@ def _eval_example(images: np.ndarray, labels: np.ndarray, batch_size: int) -> di
     return {"image": x, "label": y, "mask": mask}
 
 
-def _evaluate(runner: parallel.Runner, params, images: np.ndarray, labels: np.ndarray, batch_size: int) -> dict[str, float]:
+def _evaluate(
+    runner: parallel.Runner, params, images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> dict[str, float]:
     """Test loss and accuracy, each example counted once (the padded last batch is masked)."""
     outputs = [
         runner.eval_step(params, runner.put_batch({"image": x, "label": y, "mask": m}))
         for x, y, m in data.eval_batches(images, labels, batch_size=batch_size)
     ]
-    totals = {k: sum(float(runner.get_metrics(o)[k]) for o in jax.device_get(outputs)) for k in ("loss_sum", "correct", "count")}
-    return {"test_loss": totals["loss_sum"] / totals["count"], "test_accuracy": totals["correct"] / totals["count"]}
+    totals = {
+        k: sum(float(runner.get_metrics(o)[k]) for o in jax.device_get(outputs))
+        for k in ("loss_sum", "correct", "count")
+    }
+    return {
+        "test_loss": totals["loss_sum"] / totals["count"],
+        "test_accuracy": totals["correct"] / totals["count"],
+    }
 
 
 def _check_position(meta: dict[str, Any], step: int, steps_per_epoch: int, directory: str) -> None:
@@ -300,40 +395,10 @@ def _check_position(meta: dict[str, Any], step: int, steps_per_epoch: int, direc
         )
 
 
-def _check_finite(runner: parallel.Runner, state, config: ml_collections.ConfigDict, ckpts: checkpoint.Checkpoints) -> None:
-    """Raises NonFiniteLossError once a step went non-finite under ``on_nonfinite="stop"``."""
-    if config.on_nonfinite != "stop":
-        return
-    bad = int(runner.get_metrics(jax.device_get(state.nonfinite_step)))
-    if bad >= 0:
-        ckpts.wait()
-        kept = ckpts.latest_step()
-        where = f"the last good checkpoint is step {kept} in {ckpts.directory}" if kept is not None else "no checkpoint was saved"
-        raise NonFiniteLossError(
-            f"loss or gradients became NaN/inf at step {bad + 1} (global step index {bad}); training stopped and {where}. "
-            "Lower the learning rate, or set on_nonfinite='skip' to drop such updates."
-        )
-
-
 def _fetch(runner: parallel.Runner, window: list[dict[str, jax.Array]]) -> tuple[np.ndarray, np.ndarray]:
     """Per-step losses and correct counts of the steps in ``window``, on the host."""
     host = [runner.get_metrics(m) for m in jax.device_get(window)]
     return np.array([m["loss"] for m in host]), np.array([m["correct"] for m in host])
-
-
-def _epoch_line(done, config, step, sums, test, runner, state, train_time, train_images) -> str:
-    loss_sum, correct, steps = sums
-    parts = [f"epoch {done}/{config.num_epochs} (step {step}):"]
-    if steps:
-        parts.append(f"train_loss={loss_sum / steps:.4f} train_accuracy={correct / (steps * config.batch_size):.4f}")
-    if test is not None:
-        parts.append(f"test_loss={test['test_loss']:.4f} test_accuracy={test['test_accuracy']:.4f}")
-    if train_time:
-        parts.append(f"({train_images / train_time:.0f} images/s)")
-    skipped = int(runner.get_metrics(jax.device_get(state.skipped_steps)))
-    if skipped:
-        parts.append(f"[{skipped} non-finite updates skipped so far]")
-    return " ".join(parts)
 
 
 def _count(params) -> int:

@@ -23,7 +23,9 @@ class MetricWriter:
         rewind(self.path, resume_step)
         self._file = open(self.path, "a")
         # purge_step drops events a killed run wrote after its last checkpoint.
-        self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1 if resume_step else None)
+        self._tb = SummaryWriter(
+            os.path.join(workdir, "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+        )
 
     def write(self, step: int, **scalars: Any) -> None:
         record = {"step": int(step), **{k: _plain(v) for k, v in scalars.items()}}
@@ -73,15 +75,19 @@ def plot_curves(records: list[dict[str, Any]], path: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     for ax, quantity in zip(axes, ("loss", "accuracy")):
+        values = []
         for split, style in (("train", "-"), ("test", "o-")):
             points = [(r["epoch"], r[f"{split}_{quantity}"]) for r in records if f"{split}_{quantity}" in r]
             if points:
                 x, y = zip(*points)
                 ax.plot(x, y, style, label=split, markersize=4)
+                values += y
         ax.set_xlabel("epoch")
         ax.set_ylabel(quantity)
         ax.grid(alpha=0.3)
-        ax.legend()
-    axes[0].set_yscale("log")
+        if values:
+            ax.legend()
+        if quantity == "loss" and values and all(np.isfinite(v) and v > 0 for v in values):
+            ax.set_yscale("log")
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -29,17 +29,24 @@ def create_schedule(config: ml_collections.ConfigDict, steps_per_epoch: int) -> 
     if config.schedule == "constant":
         return optax.constant_schedule(lr)
     if config.schedule == "cosine":
-        return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1))
+        return optax.warmup_cosine_decay_schedule(
+            0.0, lr, warmup_steps=warmup, decay_steps=max(total, warmup + 1)
+        )
     if config.schedule == "onecycle":
         return onecycle_schedule(lr, total, pct_start=min(warmup / total, 0.99))
     if config.schedule == "step":
         return optax.exponential_decay(
-            lr, transition_steps=config.step_every_epochs * steps_per_epoch, decay_rate=config.step_gamma, staircase=True
+            lr,
+            transition_steps=config.step_every_epochs * steps_per_epoch,
+            decay_rate=config.step_gamma,
+            staircase=True,
         )
     raise ValueError(f"Unknown schedule {config.schedule!r}")
 
 
-def create_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule) -> optax.GradientTransformation:
+def create_optimizer(
+    config: ml_collections.ConfigDict, schedule: optax.Schedule
+) -> optax.GradientTransformation:
     """The optimizer named by ``config.optimizer``, driven by ``schedule``."""
     name = config.optimizer
     eps = config.eps if config.eps is not None else _DEFAULT_EPS.get(name)
@@ -58,7 +65,11 @@ def create_optimizer(config: ml_collections.ConfigDict, schedule: optax.Schedule
 
 
 def onecycle_schedule(
-    peak: float, total_steps: int, pct_start: float = 0.3, div_factor: float = 25.0, final_div_factor: float = 1e4
+    peak: float,
+    total_steps: int,
+    pct_start: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
 ) -> optax.Schedule:
     """``torch.optim.lr_scheduler.OneCycleLR`` (cosine, two phases), step for step.
 

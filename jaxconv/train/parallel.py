@@ -50,7 +50,9 @@ class Runner:
 
 def _check_divisible(name: str, size: int, n: int, kind: str) -> None:
     if size % n:
-        raise ValueError(f"{name}={size} is not divisible by the {n} local devices that parallel={kind!r} splits it over")
+        raise ValueError(
+            f"{name}={size} is not divisible by the {n} local devices that parallel={kind!r} splits it over"
+        )
 
 
 def create(
@@ -85,10 +87,14 @@ def create(
         leading = NamedSharding(mesh, P(AXIS))  # pmap's layout: axis 0 indexes devices.
 
         def put_state(state):
-            return jax.device_put(jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state), leading)
+            return jax.device_put(
+                jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n, *np.shape(x))), state), leading
+            )
 
         def put_batch(batch):
-            return jax.device_put({k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}, leading)
+            return jax.device_put(
+                {k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}, leading
+            )
 
         return Runner(
             kind,
@@ -106,7 +112,12 @@ def create(
         return Runner(
             kind,
             n,
-            jax.jit(train, in_shardings=(replicated, data), out_shardings=(replicated, replicated), donate_argnums=0),
+            jax.jit(
+                train,
+                in_shardings=(replicated, data),
+                out_shardings=(replicated, replicated),
+                donate_argnums=0,
+            ),
             jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
             functools.partial(jax.device_put, device=replicated),
             jax.device_get,

@@ -34,16 +34,22 @@ def create(model, tx: optax.GradientTransformation, seed: int, input_shape: tupl
     parameter initializer separately.
     """
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-    shapes = jax.eval_shape(lambda x: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)}, x), x)
+    shapes = jax.eval_shape(
+        lambda x: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(0)}, x), x
+    )
     extra = set(shapes) - {"params"}
     if extra:
-        raise ValueError(f"Model {type(model).__name__} has variable collections {sorted(extra)}; only 'params' is supported")
+        raise ValueError(
+            f"Model {type(model).__name__} has variable collections {sorted(extra)}; only 'params' is supported"
+        )
 
     @jax.jit
     def init(seed):
         root = jax.random.PRNGKey(seed)
         init_key, dropout_init_key, dropout_key, shuffle_key = jax.random.split(root, 4)
-        variables = model.init({"params": init_key, "dropout": dropout_init_key}, jnp.zeros(x.shape, x.dtype), train=False)
+        variables = model.init(
+            {"params": init_key, "dropout": dropout_init_key}, jnp.zeros(x.shape, x.dtype), train=False
+        )
         params = variables["params"]
         return TrainState(
             step=jnp.zeros((), jnp.int32),

@@ -97,7 +97,9 @@ def train_step(
     return new_state, {"loss": loss, "correct": correct}
 
 
-def eval_step(params, batch: Batch, *, apply_fn: Callable, axis_name: str | None = None) -> dict[str, jax.Array]:
+def eval_step(
+    params, batch: Batch, *, apply_fn: Callable, axis_name: str | None = None
+) -> dict[str, jax.Array]:
     """Summed loss, correct count and example count over the batch's real (``mask``) examples."""
     logits = apply_fn({"params": params}, batch["image"], train=False)
     mask = batch["mask"].astype(jnp.float32)

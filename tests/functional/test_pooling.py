@@ -257,6 +257,7 @@ class _TorchNamespace:
 TORCH_F = _TorchNamespace()
 X2 = np.zeros((1, 2, 6, 6), np.float32)
 INTEGER_INPUTS = "torch pools integer inputs; jaxconv takes floating inputs only"
+PADDING_ONLY_WINDOW = "torch returns -inf and an index outside the input for a window of only padding"
 
 
 @pytest.mark.parametrize("call,error,match,torch_deviation", [
@@ -271,6 +272,7 @@ INTEGER_INPUTS = "torch pools integer inputs; jaxconv takes floating inputs only
     (lambda m: m.max_pool1d(X2[0], 3, 1, 2, 2), ValueError, "padding", None),
     (lambda m: m.avg_pool2d(X2, (2, 3), 1, (1, 2)), ValueError, "padding", None),
     (lambda m: m.max_pool2d(X2, 2, 1, 0, 0), ValueError, "dilation", None),
+    (lambda m: m.max_pool1d(X2[0, :, 0, :2], 2, 2, 1, 3), ValueError, "dilation", PADDING_ONLY_WINDOW),
     (lambda m: m.max_pool2d(X2, 7), ValueError, "kernel_size", None),
     (lambda m: m.max_pool1d(X2[0], 4, 1, 0, 2), ValueError, "kernel_size", None),
     (lambda m: m.avg_pool1d(X2[0], 7), ValueError, "kernel_size", None),

@@ -39,7 +39,10 @@ def runner_trajectories(steps: int = 6, batch: int = 8) -> dict[str, dict]:
     model, tx = TinyDropoutNet(), optax.adam(1e-2)
     rng = np.random.default_rng(0)
     batches = [
-        {"image": rng.normal(size=(batch, 1, 4, 4)).astype(np.float32), "label": rng.integers(0, 10, batch).astype(np.int32)}
+        {
+            "image": rng.normal(size=(batch, 1, 4, 4)).astype(np.float32),
+            "label": rng.integers(0, 10, batch).astype(np.int32),
+        }
         for _ in range(steps)
     ]
     out = {}
@@ -51,7 +54,9 @@ def runner_trajectories(steps: int = 6, batch: int = 8) -> dict[str, dict]:
             state, metrics = runner.train_step(state, runner.put_batch(b))
             losses.append(float(runner.get_metrics(jax.device_get(metrics))["loss"]))
         eval_batch = {**batches[0], "mask": np.ones(batch, bool)}
-        counts = runner.get_metrics(jax.device_get(runner.eval_step(state.params, runner.put_batch(eval_batch))))
+        counts = runner.get_metrics(
+            jax.device_get(runner.eval_step(state.params, runner.put_batch(eval_batch)))
+        )
         host = runner.get_state(state)
         out[mode] = {
             "losses": losses,

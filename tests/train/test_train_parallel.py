@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from train_helpers import REPO
 
 RTOL = 1e-5
@@ -19,8 +18,11 @@ def results(small_mnist, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("parallel")
     out = subprocess.run(
         [sys.executable, str(script), str(small_mnist), str(workdir)],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr[-5000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -6,17 +6,21 @@ All runs use the small MNIST subset (16 steps per epoch at batch 128).
 import jax
 import numpy as np
 import pytest
+from train_helpers import make_config
 
 from jaxconv import train
 from jaxconv.train import checkpoint
 from jaxconv.train import metrics as metrics_lib
-from train_helpers import make_config
 
 STEPS_PER_EPOCH = 16
 
 
 def _train_losses(workdir) -> dict[int, float]:
-    return {r["step"]: r["train_loss"] for r in metrics_lib.read(str(workdir / "metrics.jsonl")) if "train_loss" in r}
+    return {
+        r["step"]: r["train_loss"]
+        for r in metrics_lib.read(str(workdir / "metrics.jsonl"))
+        if "train_loss" in r
+    }
 
 
 def _final_params(workdir):

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+from train_helpers import REPO, make_config
 
 from jaxconv import train
 from jaxconv.train import checkpoint
 from jaxconv.train import metrics as metrics_lib
-from train_helpers import REPO, make_config
 
 MAX_STEPS = 300
 
@@ -21,9 +21,14 @@ def trained(mnist_dir, tmp_path_factory):
     """300 steps of the default recipe squeezed into one epoch, on the full data: (workdir, config, summary)."""
     workdir = tmp_path_factory.mktemp("trained")
     config = make_config(
-        mnist_dir, num_epochs=1, warmup_epochs=0.3, max_steps=MAX_STEPS,
-        log_every_steps=50, checkpoint_every_steps=120, export_torch=True,
-    )  # fmt: skip
+        mnist_dir,
+        num_epochs=1,
+        warmup_epochs=0.3,
+        max_steps=MAX_STEPS,
+        log_every_steps=50,
+        checkpoint_every_steps=120,
+        export_torch=True,
+    )
     summary = train.train_and_evaluate(config, str(workdir))
     return workdir, config, summary
 
@@ -92,8 +97,11 @@ def test_cli_eval_mode(trained):
     workdir, _, summary = trained
     out = subprocess.run(
         [sys.executable, "train.py", "--mode=eval", f"--workdir={workdir}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"test_accuracy={summary['test_accuracy']:.4f}" in out.stdout + out.stderr
 

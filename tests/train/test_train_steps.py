@@ -9,10 +9,10 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from train_helpers import load_config_module
 
 from jaxconv.train import checkpoint, optim, steps
 from jaxconv.train import state as state_lib
-from train_helpers import load_config_module
 
 
 class TinyDropoutNet(nn.Module):
@@ -27,7 +27,10 @@ def _setup(batch=8, seed=0):
     model, tx = TinyDropoutNet(), optax.sgd(0.1, momentum=0.9)
     state = state_lib.create(model, tx, seed, (1, 3, 3))
     rng = np.random.default_rng(seed)
-    data = {"image": rng.normal(size=(batch, 1, 3, 3)).astype(np.float32), "label": rng.integers(0, 10, batch).astype(np.int32)}
+    data = {
+        "image": rng.normal(size=(batch, 1, 3, 3)).astype(np.float32),
+        "label": rng.integers(0, 10, batch).astype(np.int32),
+    }
     return model, tx, state, data
 
 
@@ -57,12 +60,16 @@ def test_split_batch_with_axis_name_equals_whole_batch():
     whole, m_whole = jax.jit(functools.partial(steps.train_step, apply_fn=model.apply, tx=tx))(state, data)
     split = jax.tree.map(lambda x: x.reshape(2, 4, *x.shape[1:]), data)
     per_device = jax.vmap(
-        functools.partial(steps.train_step, apply_fn=model.apply, tx=tx, axis_name="d"), in_axes=(None, 0), axis_name="d"
+        functools.partial(steps.train_step, apply_fn=model.apply, tx=tx, axis_name="d"),
+        in_axes=(None, 0),
+        axis_name="d",
     )
     parts, m_parts = jax.jit(per_device)(state, split)
     np.testing.assert_allclose(m_parts["loss"], [m_whole["loss"]] * 2, rtol=1e-6)
     assert list(m_parts["correct"]) == [int(m_whole["correct"])] * 2
-    jax.tree.map(lambda p, w: np.testing.assert_allclose(p[0], w, rtol=1e-5, atol=1e-7), parts.params, whole.params)
+    jax.tree.map(
+        lambda p, w: np.testing.assert_allclose(p[0], w, rtol=1e-5, atol=1e-7), parts.params, whole.params
+    )
 
 
 def test_nonfinite_step_leaves_state_and_is_recorded():
@@ -100,7 +107,9 @@ def _config(**overrides) -> ml_collections.ConfigDict:
 
 
 def test_step_schedule_is_torch_steplr_per_epoch():
-    schedule = optim.create_schedule(_config(schedule="step", learning_rate=1.0, step_gamma=0.7), steps_per_epoch=10)
+    schedule = optim.create_schedule(
+        _config(schedule="step", learning_rate=1.0, step_gamma=0.7), steps_per_epoch=10
+    )
     for epoch in range(4):
         for s in (epoch * 10, epoch * 10 + 9):
             assert float(schedule(s)) == pytest.approx(0.7**epoch, rel=1e-6)
@@ -112,7 +121,9 @@ def test_onecycle_schedule_matches_torch():
     schedule = optim.create_schedule(config, steps_per_epoch=50)
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.01, total_steps=100, pct_start=0.3, anneal_strategy="cos", cycle_momentum=False)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=0.01, total_steps=100, pct_start=0.3, anneal_strategy="cos", cycle_momentum=False
+    )
     for s in range(100):
         assert float(schedule(s)) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-4, abs=1e-9), s
         opt.step()
@@ -122,20 +133,34 @@ def test_onecycle_schedule_matches_torch():
 @pytest.mark.parametrize(
     "overrides, make_torch",
     [
-        ({"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9}, lambda t, p: t.optim.SGD(p, lr=0.01, momentum=0.9)),
         (
-            {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+            {"optimizer": "sgd", "learning_rate": 0.01, "momentum": 0.9},
+            lambda t, p: t.optim.SGD(p, lr=0.01, momentum=0.9),
+        ),
+        (
+            {
+                "optimizer": "sgd",
+                "learning_rate": 0.01,
+                "momentum": 0.9,
+                "nesterov": True,
+                "weight_decay": 0.1,
+            },
             lambda t, p: t.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.1),
         ),
         ({"optimizer": "adam", "learning_rate": 0.01}, lambda t, p: t.optim.Adam(p, lr=0.01)),
-        ({"optimizer": "adamw", "learning_rate": 0.01, "weight_decay": 0.1}, lambda t, p: t.optim.AdamW(p, lr=0.01, weight_decay=0.1)),
+        (
+            {"optimizer": "adamw", "learning_rate": 0.01, "weight_decay": 0.1},
+            lambda t, p: t.optim.AdamW(p, lr=0.01, weight_decay=0.1),
+        ),
         ({"optimizer": "adadelta", "learning_rate": 1.0}, lambda t, p: t.optim.Adadelta(p, lr=1.0)),
     ],
     ids=["sgd", "sgd-nesterov-l2", "adam", "adamw", "adadelta"],
 )
 def test_optimizer_matches_torch(overrides, make_torch):
     torch = pytest.importorskip("torch")
-    tx = optim.create_optimizer(_config(schedule="constant", **overrides), optax.constant_schedule(overrides["learning_rate"]))
+    tx = optim.create_optimizer(
+        _config(schedule="constant", **overrides), optax.constant_schedule(overrides["learning_rate"])
+    )
     target = np.linspace(-1, 1, 6).astype(np.float32)
     w = jnp.zeros(6)
     opt_state = tx.init(w)

@@ -1,0 +1,179 @@
+"""Full training step (forward, backward, Adam update) in images/s: jaxconv models vs their PyTorch twins.
+
+    python -m benchmarks.train            # mnist_net, lenet5, convnet at batch 64/128/256
+    python -m benchmarks.train --quick    # mnist_net at batch 128 only
+
+Per model and batch, in one process and interleaved round by round:
+
+* ``jaxconv auto``: ``jaxconv.models.get(name)`` (every conv ``impl="auto"``),
+  one ``jax.jit`` step under the default XLA flags;
+* ``jaxconv lax``: the same with ``"auto"`` forced to plain ``lax`` + XLA
+  autodiff (what the ops did before the custom plans), for reference;
+* ``torch``: the twin from ``jaxconv.parity.torch_models``, eager, same
+  optimiser (``torch.optim.Adam``), ``torch.get_num_threads()`` threads.
+
+The roofline is the step's FLOPs (XLA's cost analysis, per image) at the
+sgemm rate measured in the same run (a 2048^3 float32 ``jnp.dot``). Compile
+time (first call: trace + compile + run) is reported separately.
+Time-to-accuracy is not measured here yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from benchmarks import common
+from jaxconv import models
+from jaxconv.functional import _dispatch
+from jaxconv.functional._vjp import Plan
+
+LR = 1e-3
+
+
+@contextlib.contextmanager
+def auto_as(plan: Plan | None):
+    """Within the block, ``impl="auto"`` on CPU resolves to ``plan`` (None: unchanged)."""
+    if plan is None:
+        yield
+        return
+    saved = _dispatch._cpu_plan
+    _dispatch._cpu_plan = lambda spec, w_shape: plan
+    try:
+        yield
+    finally:
+        _dispatch._cpu_plan = saved
+
+
+def _loss(name: str, out, y):
+    if name == "mnist_net":  # log-probabilities, as pytorch/examples (nll_loss)
+        return -jnp.mean(jnp.take_along_axis(out, y[:, None], axis=1))
+    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+
+
+def jax_step(name: str, batch: int, plan: Plan | None, seed: int = 0):
+    """A closure running one jitted training step per call, and its compile time and FLOPs."""
+    model = models.get(name)
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.standard_normal((batch, model.in_channels, model.input_size, model.input_size),
+                                        dtype=np.float32))
+    y = jnp.asarray(rng.integers(0, model.num_classes, size=batch))
+    opt = optax.adam(LR)
+    with auto_as(plan):
+        params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
+
+        def loss_fn(p, key):
+            out = model.apply({"params": p}, x, train=True, rngs={"dropout": key})
+            return _loss(name, out, y)
+
+        @jax.jit
+        def step(p, s, key):
+            key, sub = jax.random.split(key)
+            loss, g = jax.value_and_grad(loss_fn)(p, sub)
+            updates, s = opt.update(g, s, p)
+            return optax.apply_updates(p, updates), s, key, loss
+
+        state = [params, opt.init(params), jax.random.key(2)]
+        lowered = step.lower(*state)
+        compiled = lowered.compile()
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, list) else cost
+        flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+        t = time.perf_counter()
+        state[:] = step(*state)[:3]
+        jax.block_until_ready(state)
+        compile_s = time.perf_counter() - t
+
+    def run():
+        out = step(*state)
+        state[:] = out[:3]
+        return out[3]
+
+    return run, compile_s, flops
+
+
+def torch_step(name: str, batch: int, seed: int = 0):
+    import torch
+    import torch.nn.functional as tF
+
+    from jaxconv.parity import torch_models
+
+    torch.manual_seed(seed)
+    model = torch_models.get(name).train()
+    jm = models.get(name)
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((batch, jm.in_channels, jm.input_size, jm.input_size),
+                                         dtype=np.float32))
+    y = torch.tensor(rng.integers(0, jm.num_classes, size=batch))
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = tF.nll_loss if name == "mnist_net" else tF.cross_entropy
+
+    def run():
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return run
+
+
+def sgemm_gflops(rounds: int = 5) -> float:
+    a = jnp.ones((2048, 2048), jnp.float32)
+    mm = jax.jit(lambda a, b: a @ b)
+    t = common.interleaved({"mm": (mm, (a, a))}, rounds=rounds)["mm"]
+    return 2 * 2048 ** 3 / t / 1e9
+
+
+VARIANTS = {"auto": None, "lax": Plan("lax")}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="mnist_net at batch 128, 3 rounds")
+    ap.add_argument("--models", default="mnist_net,lenet5,convnet")
+    ap.add_argument("--batches", default="64,128,256")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    names = ["mnist_net"] if args.quick else args.models.split(",")
+    batches = [128] if args.quick else [int(b) for b in args.batches.split(",")]
+    rounds = args.rounds or (3 if args.quick else 5)
+    gflops = sgemm_gflops()
+    head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "lax / torch",
+            "MFLOP/img", "auto % of roofline", "compile auto s", "compile lax s"]
+    rows = []
+    for name in names:
+        for batch in batches:
+            cands, compile_s = {}, {}
+            flops = float("nan")
+            for variant, plan in VARIANTS.items():
+                run, compile_s[variant], f = jax_step(name, batch, plan)
+                cands[variant] = (run, ())
+                if variant == "auto":
+                    flops = f
+            cands["torch"] = (torch_step(name, batch), ())
+            t = common.interleaved(cands, rounds=rounds, warmup=2, min_time=1.0)
+            ips = {k: batch / v for k, v in t.items()}
+            mflop = flops / batch / 1e6
+            roof = gflops * 1e3 / mflop
+            rows.append([name, batch, f"{ips['torch']:.0f}", f"{ips['auto']:.0f}",
+                         f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['lax'] / ips['torch']:.2f}x",
+                         f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%",
+                         f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
+            print(rows[-1], flush=True)
+    body = common.header("Training step (Adam): images/s, same run")
+    body += f"- sgemm (2048^3 jnp.dot, same run): {gflops:.0f} GFLOP/s\n\n" + common.table(head, rows)
+    print(body)
+    if not args.no_write:
+        common.write_section("train" + ("-quick" if args.quick else ""), body)
+
+
+if __name__ == "__main__":
+    main()
