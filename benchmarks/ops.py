@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -50,13 +51,15 @@ SHAPES = [
     Shape("transposed 4x4 s2 64->32 16x16 b32", "conv_transpose2d", (32, 64, 16, 16), (64, 32, 4, 4),
           (("stride", 2), ("padding", 1))),
     Shape("conv1d k5 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 64, 5), (("padding", 2),)),
+    Shape("conv1d k5 g4 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 16, 5),
+          (("padding", 2), ("groups", 4))),
 ]
 
 
 def arrays(shape: Shape, seed: int = 0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(shape.x, dtype=np.float32)
-    w = rng.standard_normal(shape.w, dtype=np.float32) / np.sqrt(np.prod(shape.w[1:]))
+    w = (rng.standard_normal(shape.w) / np.sqrt(np.prod(shape.w[1:]))).astype(np.float32)
     y = getattr(F, shape.op)(x, w, **shape.kwargs, impl="lax")
     dy = rng.standard_normal(y.shape, dtype=np.float32)
     return x, w, dy
@@ -116,6 +119,10 @@ def flax_fns(shape: Shape, x, w, dy):
     return (fwd, (params, x_cl)), (both, (params, x_cl, dy_cl))
 
 
+def _ratio(t: dict, key: str, ref: str) -> str:
+    return f"{t[ref] / t[key]:.2f}x" if key in t else "-"
+
+
 def ms(t: float) -> str:
     return f"{t * 1e3:.1f}"
 
@@ -137,7 +144,7 @@ def speed_table(shapes, impls, rounds: int) -> str:
         if fl is not None:
             cands["flax fwd"], cands["flax both"] = fl
         t = common.interleaved(cands, rounds=rounds)
-        ratio = lambda k, ref: f"{t[ref] / t[k]:.2f}x" if k in t else "-"  # noqa: E731
+        ratio = functools.partial(_ratio, t)
         rows.append([shape.name, ms(t["torch fwd"])] + [ratio(f"{i} fwd", "torch fwd") for i in impls]
                     + [ratio("flax fwd", "torch fwd"), ms(t["torch both"])]
                     + [ratio(f"{i} both", "torch both") for i in impls] + [ratio("flax both", "torch both")])

@@ -7,13 +7,15 @@ Per model and batch, in one process and interleaved round by round:
 
 * ``jaxconv auto``: ``jaxconv.models.get(name)`` (every conv ``impl="auto"``),
   one ``jax.jit`` step under the default XLA flags;
+* ``jaxconv auto+pool``: as ``auto`` with ``F.max_pool2d`` on ``_vjp.tiled_max_pool``
+  where it applies (the one-line hook proposed for ``pooling.py``, patched in here);
 * ``jaxconv lax``: the same with ``"auto"`` forced to plain ``lax`` + XLA
   autodiff (what the ops did before the custom plans), for reference;
 * ``torch``: the twin from ``jaxconv.parity.torch_models``, eager, same
   optimiser (``torch.optim.Adam``), ``torch.get_num_threads()`` threads.
 
 The roofline is the step's FLOPs (XLA's cost analysis, per image) at the
-sgemm rate measured in the same run (a 2048^3 float32 ``jnp.dot``). Compile
+sgemm rate measured in the same rounds (a 1024^3 float32 ``jnp.dot``). Compile
 time (first call: trace + compile + run) is reported separately.
 Time-to-accuracy is not measured here yet.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -30,25 +33,45 @@ import numpy as np
 import optax
 
 from benchmarks import common
+from jaxconv import functional as F
 from jaxconv import models
-from jaxconv.functional import _dispatch
+from jaxconv.functional import _dispatch, _vjp
 from jaxconv.functional._vjp import Plan
 
 LR = 1e-3
 
 
 @contextlib.contextmanager
-def auto_as(plan: Plan | None):
-    """Within the block, ``impl="auto"`` on CPU resolves to ``plan`` (None: unchanged)."""
-    if plan is None:
-        yield
-        return
-    saved = _dispatch._cpu_plan
-    _dispatch._cpu_plan = lambda spec, w_shape: plan
+def auto_as(plan: Plan | None, tiled_pool: bool = False):
+    """Within the block, ``impl="auto"`` on CPU resolves to ``plan`` (None: unchanged), and
+    with ``tiled_pool`` ``F.max_pool2d`` takes `_vjp.tiled_max_pool` where it applies (the
+    hook proposed for ``pooling.py``)."""
+    saved_plan, saved_pool = _dispatch._cpu_plan, F.max_pool2d
+    if plan is not None:
+        _dispatch._cpu_plan = lambda spec, w_shape: plan
+    if tiled_pool:
+        F.max_pool2d = _tiled_max_pool2d(saved_pool)
     try:
         yield
     finally:
-        _dispatch._cpu_plan = saved
+        _dispatch._cpu_plan, F.max_pool2d = saved_plan, saved_pool
+
+
+def _tiled_max_pool2d(original):
+    def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+                   return_indices=False, *, channels_last=False):
+        k = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
+        if (stride in (None, kernel_size) and padding == 0 and dilation == 1 and not ceil_mode
+                and not return_indices and not channels_last and x.ndim == 4):
+            out = tuple(n // kk for n, kk in zip(x.shape[2:], k))
+            args = types.SimpleNamespace(kernel=k, stride=k, padding=(0, 0), dilation=(1, 1), out=out)
+            y = _vjp.tiled_max_pool(x, args)
+            if y is not None:
+                return y
+        return original(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
+                        channels_last=channels_last)
+
+    return max_pool2d
 
 
 def _loss(name: str, out, y):
@@ -57,7 +80,7 @@ def _loss(name: str, out, y):
     return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
 
 
-def jax_step(name: str, batch: int, plan: Plan | None, seed: int = 0):
+def jax_step(name: str, batch: int, plan: Plan | None, tiled_pool: bool = False, seed: int = 0):
     """A closure running one jitted training step per call, and its compile time and FLOPs."""
     model = models.get(name)
     rng = np.random.default_rng(seed)
@@ -65,7 +88,7 @@ def jax_step(name: str, batch: int, plan: Plan | None, seed: int = 0):
                                         dtype=np.float32))
     y = jnp.asarray(rng.integers(0, model.num_classes, size=batch))
     opt = optax.adam(LR)
-    with auto_as(plan):
+    with auto_as(plan, tiled_pool):
         params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
 
         def loss_fn(p, key):
@@ -80,22 +103,22 @@ def jax_step(name: str, batch: int, plan: Plan | None, seed: int = 0):
             return optax.apply_updates(p, updates), s, key, loss
 
         state = [params, opt.init(params), jax.random.key(2)]
-        lowered = step.lower(*state)
-        compiled = lowered.compile()
+        t = time.perf_counter()
+        compiled = step.lower(*state).compile()
+        compile_s = time.perf_counter() - t
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
-        t = time.perf_counter()
-        state[:] = step(*state)[:3]
-        jax.block_until_ready(state)
-        compile_s = time.perf_counter() - t
 
     def run():
-        out = step(*state)
+        out = compiled(*state)
         state[:] = out[:3]
         return out[3]
 
-    return run, compile_s, flops
+    with auto_as(plan, tiled_pool):
+        infer = jax.jit(lambda p: model.apply({"params": p}, x, train=False)).lower(params).compile()
+
+    return run, compile_s, flops, (lambda: infer(state[0]))
 
 
 def torch_step(name: str, batch: int, seed: int = 0):
@@ -121,17 +144,26 @@ def torch_step(name: str, batch: int, seed: int = 0):
         opt.step()
         return loss
 
-    return run
+    def infer():
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+        model.train()
+        return out
+
+    return run, infer
 
 
-def sgemm_gflops(rounds: int = 5) -> float:
-    a = jnp.ones((2048, 2048), jnp.float32)
-    mm = jax.jit(lambda a, b: a @ b)
-    t = common.interleaved({"mm": (mm, (a, a))}, rounds=rounds)["mm"]
-    return 2 * 2048 ** 3 / t / 1e9
+SGEMM_N = 1024
 
 
-VARIANTS = {"auto": None, "lax": Plan("lax")}
+def sgemm_candidate():
+    """A jitted 1024^3 float32 matmul, timed alongside the steps for the roofline."""
+    a = jnp.ones((SGEMM_N, SGEMM_N), jnp.float32)
+    return jax.jit(lambda a, b: a @ b), (a, a)
+
+
+VARIANTS = {"auto": (None, False), "auto+pool": (None, True), "lax": (Plan("lax"), False)}
 
 
 def main(argv=None) -> None:
@@ -145,31 +177,36 @@ def main(argv=None) -> None:
     names = ["mnist_net"] if args.quick else args.models.split(",")
     batches = [128] if args.quick else [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (3 if args.quick else 5)
-    gflops = sgemm_gflops()
-    head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "lax / torch",
-            "MFLOP/img", "auto % of roofline", "compile auto s", "compile lax s"]
+    head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "auto+pool / torch",
+            "lax / torch", "MFLOP/img", "auto+pool % of roofline", "forward auto+pool / torch", "sgemm GFLOP/s", "compile auto s",
+            "compile lax s"]
     rows = []
     for name in names:
         for batch in batches:
-            cands, compile_s = {}, {}
+            cands, compile_s, infer = {}, {}, {}
             flops = float("nan")
-            for variant, plan in VARIANTS.items():
-                run, compile_s[variant], f = jax_step(name, batch, plan)
+            for variant, (plan, tiled) in VARIANTS.items():
+                run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, tiled)
                 cands[variant] = (run, ())
                 if variant == "auto":
                     flops = f
-            cands["torch"] = (torch_step(name, batch), ())
+            torch_run, infer["torch"] = torch_step(name, batch)
+            cands["torch"] = (torch_run, ())
+            fwd = common.interleaved({k: (infer[k], ()) for k in ("auto+pool", "torch")},
+                                     rounds=rounds, warmup=2, min_time=0.5)
+            cands["sgemm"] = sgemm_candidate()
             t = common.interleaved(cands, rounds=rounds, warmup=2, min_time=1.0)
+            gflops = 2 * SGEMM_N ** 3 / t.pop("sgemm") / 1e9
             ips = {k: batch / v for k, v in t.items()}
             mflop = flops / batch / 1e6
             roof = gflops * 1e3 / mflop
             rows.append([name, batch, f"{ips['torch']:.0f}", f"{ips['auto']:.0f}",
-                         f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['lax'] / ips['torch']:.2f}x",
-                         f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%",
-                         f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
+                         f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['auto+pool'] / ips['torch']:.2f}x",
+                         f"{ips['lax'] / ips['torch']:.2f}x", f"{mflop:.1f}", f"{100 * ips['auto+pool'] / roof:.0f}%",
+                         f"{fwd['torch'] / fwd['auto+pool']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
             print(rows[-1], flush=True)
     body = common.header("Training step (Adam): images/s, same run")
-    body += f"- sgemm (2048^3 jnp.dot, same run): {gflops:.0f} GFLOP/s\n\n" + common.table(head, rows)
+    body += "\n" + common.table(head, rows)
     print(body)
     if not args.no_write:
         common.write_section("train" + ("-quick" if args.quick else ""), body)

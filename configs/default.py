@@ -18,15 +18,10 @@ def get_config() -> config_dict.ConfigDict:
 
     # Model and data.
     config.model = "convnet"  # Name in jaxconv.models: lenet5, convnet, mnist_net, cifar_cnn.
-    config.dataset = (
-        "mnist"  # tfds name; jaxconv.data.load reads it from IDX files, tfds or the shipped sample.
-    )
-    config.data_dir = config_dict.placeholder(
-        str
-    )  # Folder with the IDX files; None: $JAXCONV_DATA_DIR, tfds, sample.
-    config.normalize_mean = (
-        0.1307,
-    )  # Per-channel mean subtracted after scaling to [0, 1] (torchvision Normalize).
+    config.dataset = "mnist"  # tfds name; read from IDX files, tfds or the shipped sample (jaxconv.data).
+    # Folder with the IDX files; None: $JAXCONV_DATA_DIR, then tfds, then the shipped sample.
+    config.data_dir = config_dict.placeholder(str)
+    config.normalize_mean = (0.1307,)  # Per-channel mean, subtracted from pixels scaled to [0, 1].
     config.normalize_std = (0.3081,)  # Per-channel std divided by after subtracting the mean.
 
     # Optimizer (PyTorch semantics; fields an optimizer does not use are ignored).
@@ -42,9 +37,7 @@ def get_config() -> config_dict.ConfigDict:
 
     # Learning-rate schedule over num_epochs (max_steps does not reshape it).
     config.schedule = "onecycle"  # constant | cosine | onecycle | step (StepLR, stepped each epoch).
-    config.warmup_epochs = (
-        0.9  # cosine: linear warmup length; onecycle: rising phase (pct_start * num_epochs).
-    )
+    config.warmup_epochs = 0.9  # cosine: linear warmup; onecycle: rise to the peak (pct_start * num_epochs).
     config.step_gamma = 0.7  # step: learning-rate factor every step_every_epochs.
     config.step_every_epochs = 1  # step: epochs between decays.
 
@@ -52,9 +45,7 @@ def get_config() -> config_dict.ConfigDict:
     config.batch_size = 128  # Global training batch; must divide by the device count when parallel.
     config.eval_batch_size = 1000  # Test batch (the last one is padded and masked).
     config.num_epochs = 3  # Epochs over the training split (incomplete last batches are dropped).
-    config.max_steps = config_dict.placeholder(
-        int
-    )  # Stop after this many global steps (short runs); None: all.
+    config.max_steps = config_dict.placeholder(int)  # Stop after this many steps (short runs); None: all.
     config.seed = 0  # Seeds params init, dropout and shuffling.
 
     # Devices.

@@ -11,7 +11,8 @@ with no transposition:
 
 For NNX modules, `load_nnx` writes a state_dict into a module and `to_torch`
 accepts the module (or ``nnx.state(module, nnx.Param)``) directly.
-Values keep their dtype (bfloat16 included) and are copied exactly.
+Values keep their dtype (bfloat16 included) and are copied exactly; 64-bit
+values become 32-bit unless ``jax_enable_x64`` is set (JAX's own rule).
 """
 
 from __future__ import annotations
@@ -38,6 +39,16 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
+def _numeric(value: np.ndarray, where: str, original: Any) -> np.ndarray:
+    """``value`` if it holds numbers (bool, int, float, complex, bfloat16); else a TypeError naming ``where``."""
+    if value.dtype == jnp.bfloat16 or value.dtype.kind in "biufc":
+        return value
+    raise TypeError(
+        f"{where} must be an array of numbers (a torch tensor, numpy or jax array), "
+        f"got {type(original).__name__} {original!r:.80}"
+    )
+
+
 def _key_str(key: Any) -> str:
     key = getattr(key, "key", getattr(key, "idx", key))  # jax tree path entries
     return str(key)
@@ -50,6 +61,11 @@ def flatten_params(params: Any, sep: str = ".") -> dict[str, Any]:
     values); integer keys (NNX lists) become ``"0"``, ``"1"``, ...
     """
     params = _as_mapping(params)
+    if not isinstance(params, Mapping):
+        raise TypeError(
+            "params must be a mapping of names to arrays (e.g. variables['params']), an nnx.State "
+            f"or an NNX module, got {type(params).__name__} {params!r:.80}"
+        )
     flat: dict[str, Any] = {}
 
     def walk(node: Any, prefix: str) -> None:
@@ -103,7 +119,7 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
-    arrays = {str(k): _to_numpy(v) for k, v in state_dict.items()}
+    arrays = {str(k): _numeric(_to_numpy(v), f"state_dict[{str(k)!r}]", v) for k, v in state_dict.items()}
     if like is None:
         return unflatten_params({k: jax.device_put(v) for k, v in arrays.items()})
 
@@ -151,7 +167,7 @@ def to_torch(params: Any, as_numpy: bool = False) -> dict[str, Any]:
     with ``as_numpy=True`` or when torch is not installed. Load it with
     ``torch_model.load_state_dict(to_torch(params))``.
     """
-    flat = {k: np.array(_to_numpy(v)) for k, v in flatten_params(params).items()}
+    flat = {k: _numeric(np.array(_to_numpy(v)), f"params[{k!r}]", v) for k, v in flatten_params(params).items()}
     if as_numpy:
         return flat
     try:

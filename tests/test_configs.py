@@ -38,12 +38,13 @@ def test_recipe_validates_and_documents_its_command(name):
 def test_default_comments_every_field():
     source = (REPO / "configs" / "default.py").read_text()
     lines = source.splitlines()
-    assigned = {}
+    assigned = {}  # field -> its assignment's lines, with the line above when that is a comment
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute):
-            assigned[node.targets[0].attr] = lines[node.lineno - 1]
+            above = lines[node.lineno - 2] if lines[node.lineno - 2].strip().startswith("#") else ""
+            assigned[node.targets[0].attr] = above + "\n".join(lines[node.lineno - 1 : node.end_lineno])
     assert set(assigned) == set(config_lib.FIELDS)
-    uncommented = [name for name, line in assigned.items() if "#" not in line]
+    uncommented = [name for name, text in assigned.items() if "#" not in text]
     assert not uncommented
 
 

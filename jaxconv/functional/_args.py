@@ -13,6 +13,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -33,6 +34,13 @@ def as_int(value: Any, name: str, *, minimum: int | None = None) -> int:
         bound = "positive" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"{name} must be {bound}, got {out}")
     return out
+
+
+def as_flag(value: Any, name: str) -> bool:
+    """``value`` as a bool; only ``True``/``False`` (numpy bools too) are accepted."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def ntuple(value: Any, n: int, name: str, *, minimum: int | None = None) -> tuple[int, ...]:
@@ -73,7 +81,19 @@ def check_float_array(x: Any, name: str) -> jnp.ndarray:
             f"{name} must have a floating dtype (float32, bfloat16, float16, float64), "
             f"got {dtype}; cast it first, e.g. {name}.astype(jnp.float32)"
         )
-    return jnp.asarray(x)
+    return as_jax_array(x)
+
+
+def as_jax_array(x: Any) -> jnp.ndarray:
+    """``x`` as a jax array; a jax array or tracer is returned as is.
+
+    ``jax.device_put`` rather than ``jnp.asarray``: in this jax, ``jnp.asarray`` of
+    a numpy array runs (and compiles) a staging computation, and nothing may be
+    compiled before a call's arguments are validated.
+    """
+    if isinstance(x, jax.Array):
+        return x
+    return jax.device_put(np.asarray(x))
 
 
 def check_rank(x: jnp.ndarray, nd: int, name: str, op: str, *, allow_unbatched: bool = True) -> bool:

@@ -8,12 +8,53 @@
 ``"fft"``    the convolution theorem (stride-1 convolutions only).
 ``"auto"``   the default: picks a `Plan` (forward algorithm + gradient rules of
              ``_vjp``) per call; `select_plan` / `explain` say which.
-``"F/DX/DW"`` an explicit plan, e.g. ``"lax/lax/gemm"``: forward ``F``, input
+``"F/DX/DW"`` an explicit plan, e.g. ``"eigen/lax/gemm"``: forward ``F``, input
              gradient rule ``DX`` and weight gradient rule ``DW`` (see ``_vjp``).
 
 All of them compute the same function (checked against PyTorch in ``tests/``).
 
-Decision table of ``"auto"`` (TABLE, below, is filled in from the measurements).
+Decision table of ``"auto"`` (first matching row; ``cin/g`` = input channels per group;
+a gradient rule named like the forward is left to autodiff, which computes the same
+and keeps forward-mode differentiation available)::
+
+    backend      call                          forward  input grad  weight grad
+    gpu/tpu      any                           lax      autodiff    autodiff
+    cpu          depthwise (g > 1, cin/g = 1)  lax      autodiff    autodiff
+    cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
+    cpu          2D                            eigen if cin/g >= 8 and max(C_in, C_out) > 16, else lax
+                                                        lax if strided or transposed, else eigen
+                                                                    gemm if grouped or transposed, else eigen
+
+Why (XLA:CPU, jax 0.10.2, default flags; ``python -m benchmarks.ops --rules``;
+ms per call, median of 3 interleaved rounds on a loaded 2-core AMD EPYC, so
+only ratios within a row mean anything; BENCHMARKS.md has the latest run):
+
+* XLA:CPU hands 2D convolutions without input dilation to YNNPACK, which is
+  slow here: mnist conv2 (32->64 3x3, 26x26, batch 128) forward 214 (lax) vs
+  80 (eigen), weight grad 276 vs 104. The "eigen" rewrite (input dilation 2
+  on the last dim) keeps the same products in the same order on Eigen.
+  YNNPACK only takes 2D, so 1D/3D stay on plain lax.
+* With one input channel YNNPACK's forward is the fast one (mnist conv1 1->32:
+  3.9 lax vs 39.6 eigen), hence the ``cin/g >= 8`` threshold (measured at 1
+  and >= 16; 8 is a guess in between). XLA:CPU itself keeps convolutions with
+  at most 16 input and output channels off YNNPACK, so those stay plain lax.
+* Depthwise: eigen is 2-4x slower in every direction (forward 195 vs 512,
+  input grad 136 vs 540, weight grad 93 vs 130; gemm 800).
+* Input gradient of a strided conv: XLA's transpose already dilates the
+  cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
+  more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
+  (mnist conv2 94 vs 104, 1x1 42 vs 67, grouped 80 vs 150, 5x5 110 vs 98).
+* Weight gradient of grouped and transposed convs: XLA's (batch-grouped)
+  weight-gradient convolution is pathological: 3x3 g4 64->64 2685 (lax) /
+  2910 (eigen) vs 136 (gemm); transposed 4x4 s2 64->32 583 vs 43 (gemm).
+  Elsewhere eigen's weight gradient beats the per-offset GEMMs (mnist conv2
+  104 vs 260, 1x1 18 vs 32, 5x5 101 vs 335), whose long-contraction
+  (O x C) dots run far below GEMM speed.
+* GPU/TPU: not measured in this session (no device); cuDNN serves lax well.
+
+Compiling a training step with ``jax.jit(..., compiler_options={
+"xla_cpu_experimental_ynn_fusion_type": ""})`` also takes convolutions off
+YNNPACK (for that jit only); the plans above make that unnecessary for convs.
 """
 
 from __future__ import annotations
@@ -26,8 +67,9 @@ from jaxconv.functional._spec import ConvSpec
 from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, conv_with_plan
 
 IMPLS = ("auto", "lax", "eigen", "im2col", "fft")
-FORWARDS = ("lax", "eigen", "im2col", "fft")
+FORWARDS = ("lax", "eigen", "shift", "im2col", "fft")
 MIN_EIGEN_CHANNELS = 8  # input channels per group from which "eigen" beats YNNPACK's forward
+YNN_MIN_CHANNELS = 16   # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -75,23 +117,26 @@ def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
 
 
 def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None) -> Plan:
-    """Rows 1-5 of the decision table in the module docstring."""
+    """The CPU rows of the decision table in the module docstring."""
     if w_shape is None:
-        cin_per_group = 2 * MIN_EIGEN_CHANNELS
-    elif spec.transposed:
-        cin_per_group = w_shape[0] // spec.groups
+        cin_per_group, channels = 2 * MIN_EIGEN_CHANNELS, 2 * YNN_MIN_CHANNELS
     else:
-        cin_per_group = w_shape[1]
+        a, b = w_shape[0], w_shape[1]
+        cin_per_group = a // spec.groups if spec.transposed else b
+        channels = max(a, b * spec.groups)
     grouped = spec.groups > 1
     if cin_per_group == 1 and grouped:             # depthwise: XLA's own rules
         return Plan("lax")
     gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
         return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
-    forward = "eigen" if cin_per_group >= MIN_EIGEN_CHANNELS else "lax"
+    ynn = channels > YNN_MIN_CHANNELS
+    forward = "eigen" if ynn and cin_per_group >= MIN_EIGEN_CHANNELS else "lax"
     strided = any(s > 1 for s in spec.stride)
     dx = "lax" if strided or spec.transposed else "eigen"
     dw = "gemm" if gemm_dw else "eigen"
+    if not spec.transposed:  # a rule named after the forward is its autodiff: keep jvp working
+        dx, dw = ("autodiff" if r == forward else r for r in (dx, dw))
     return Plan(forward, dx, dw)
 
 
@@ -127,6 +172,10 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
 def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
     import importlib
 
+    if forward == "shift":
+        if spec.transposed:
+            raise ValueError(f"{op}: impl 'shift' computes depthwise convolutions, not transposed ones")
+        return
     if forward == "eigen":
         return
     module = importlib.import_module(f"jaxconv.functional._{forward}")

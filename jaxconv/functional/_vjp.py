@@ -30,15 +30,22 @@ Rules (names used by `Plan` and by ``_dispatch``):
                     dw[:, :, j] = dy_(NB, O)^T @ x_pad[:, j*d :: s, :]_(NB, C)
 
                 (a batched GEMM over groups; depthwise convolutions multiply and
-                sum). It never forms the ``K``-times-larger im2col matrix and
-                runs as plain dots, which XLA:CPU does at GEMM speed under its
-                default flags, whereas its batch/feature-swapped convolution for
-                the weight gradient is several times slower (``_dispatch``).
+                sum). It never forms the ``K``-times-larger im2col matrix. Its
+                (O x C) dots with an N*B-long contraction run well below GEMM
+                peak, but for grouped and transposed convolutions it is 10-20x
+                faster than XLA's weight-gradient convolution (``_dispatch``).
+
+The forward algorithms are those of ``_dispatch`` plus ``"eigen"``
+(`eigen_conv`): XLA's convolution in a form XLA:CPU keeps off YNNPACK.
 
 Every rule is built from differentiable ``lax``/``jnp`` ops, so gradients of
 gradients (Hessian-vector products by reverse-over-reverse) work. Forward-mode
-(``jax.jvp``, ``jax.jacfwd``) cannot pass through ``jax.custom_vjp``: use
-``impl="lax"`` (plain autodiff) for that.
+(``jax.jvp``, ``jax.jacfwd``) cannot pass through ``jax.custom_vjp``: a plan with
+custom rules needs ``impl="lax"``/``"eigen"`` (plain autodiff) for that.
+
+`tiled_max_pool` is max pooling over windows that tile the input (stride ==
+kernel), as a reshape + max with a backward that selects PyTorch's argmax by
+comparison instead of gather/scatter.
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen")
 WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm")
-_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None}
+_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +93,10 @@ class Plan:
 def forward_fn(name: str, spec: ConvSpec) -> Callable:
     if name == "eigen":
         return eigen_conv_transpose if spec.transposed else eigen_conv
+    if name == "shift":
+        if spec.transposed:
+            raise NotImplementedError("impl 'shift' computes depthwise convolutions, not transposed ones")
+        return shift_conv
     module = importlib.import_module(f"jaxconv.functional.{_MODULES[name]}")
     return module.conv_transpose if spec.transposed else module.conv
 
@@ -135,6 +146,43 @@ def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarr
         x, _lax.transposed_weight_as_conv(w, spec.groups), strides=(1,) * spec.nd,
         padding=pads, lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
         groups=spec.groups, dn=_lax.dimension_numbers(spec.nd, channels_last))
+
+
+def shift_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """Depthwise convolution (one input channel per group) as a sum of shifted, scaled copies.
+
+    With ``m = C_out / C_in`` outputs per input channel and ``c' = c*m + i``::
+
+        y[n, c', b] = sum_j w[c', 0, j] * x_pad[n, c, b*s + j*d]
+
+    one strided slice of the padded input per kernel offset ``j``, times a
+    per-channel scale, summed: elementwise work XLA fuses into one loop, where
+    its depthwise convolution is 10-50x slower on CPU. Autodiff of it is again
+    slices, pads and per-channel sums.
+    """
+    if w.shape[1] != 1:
+        raise ValueError(f"impl 'shift' computes depthwise convolutions (weight.shape[1] == 1), "
+                         f"got weight of shape {tuple(w.shape)}")
+    ch = x.ndim - 1 if channels_last else 1
+    m = w.shape[0] // x.shape[ch]
+    if m > 1:
+        x = jnp.repeat(x, m, axis=ch)
+    pads = [(0, 0, 0)] * x.ndim
+    sp_axes = [a for a in range(1, x.ndim) if a != ch]
+    for a, (lo, hi) in zip(sp_axes, spec.padding):
+        pads[a] = (lo, hi, 0)
+    x_pad = lax.pad(x, jnp.zeros((), x.dtype), pads)
+    blocks = spec.out_spatial(x.shape[2:] if not channels_last else x.shape[1:-1], w.shape[2:])
+    scale_shape = [1] * x.ndim
+    scale_shape[ch] = w.shape[0]
+    y = None
+    for j in itertools.product(*(range(k) for k in w.shape[2:])):
+        start, limit, strides = [0] * x.ndim, list(x_pad.shape), [1] * x.ndim
+        for a, ji, d, b, s in zip(sp_axes, j, spec.dilation, blocks, spec.stride):
+            start[a], limit[a], strides[a] = ji * d, ji * d + (b - 1) * s + 1, s
+        term = lax.slice(x_pad, start, limit, strides) * w[(slice(None), 0, *j)].reshape(scale_shape)
+        y = term if y is None else y + term
+    return y
 
 
 def adjoint_spec(spec: ConvSpec) -> ConvSpec:
@@ -200,7 +248,7 @@ def weight_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp
     raise ValueError(f"no weight-gradient rule {rule!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def conv_with_plan(plan: Plan) -> Callable:
     """``(x, w, spec, channels_last) -> y`` computed and differentiated as ``plan`` says.
 
@@ -231,3 +279,81 @@ def conv_with_plan(plan: Plan) -> Callable:
 
     conv.defvjp(fwd, bwd)
     return conv
+
+
+def tiled_max_pool(x_NCS: jnp.ndarray, args) -> jnp.ndarray | None:
+    """Max pooling of (N, C, *spatial) over windows that tile the input, or None if they don't.
+
+    ``args`` has ``kernel``, ``stride``, ``padding``, ``dilation`` and ``out``
+    (per spatial dim, as ``pooling._PoolArgs``). Applies when ``stride ==
+    kernel``, no padding, no dilation and every window is complete (``out*k <=
+    L``; a trailing remainder is ignored as PyTorch does). The windows are then a
+    reshape ``(N, C, o_1, k_1, o_2, k_2, ...)`` of the cropped input, reduced with
+    ``max`` — no gather, and a backward without scatter (`_tiled_max_pool`).
+    """
+    kernel, spatial = tuple(args.kernel), x_NCS.shape[2:]
+    if (tuple(args.stride) != kernel or any(args.padding)
+            or any(d != 1 and k != 1 for d, k in zip(args.dilation, kernel))
+            or any(o * k > n for o, k, n in zip(args.out, kernel, spatial))):
+        return None
+    return _tiled_max_pool(x_NCS, kernel)
+
+
+def _windows(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
+    """(N, C, *L) -> (N, C, o_1, k_1, ..., o_n, k_n), cropping each dim to o*k."""
+    out = [n // k for n, k in zip(x_NCS.shape[2:], kernel)]
+    x = x_NCS[(Ellipsis, *(slice(0, o * k) for o, k in zip(out, kernel)))]
+    return x.reshape(*x.shape[:2], *(v for o, k in zip(out, kernel) for v in (o, k)))
+
+
+def _window_axes(nd: int) -> tuple[int, ...]:
+    return tuple(3 + 2 * a for a in range(nd))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _tiled_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
+    """``y = max over each window``; NaN if the window holds one (PyTorch's max pool)."""
+    xw = _windows(x_NCS, kernel)
+    axes = _window_axes(len(kernel))
+    y = jnp.max(xw, axis=axes)
+    return jnp.where(jnp.any(jnp.isnan(xw), axis=axes), jnp.nan, y)
+
+
+def _tiled_max_pool_fwd(x_NCS, kernel):
+    y = _tiled_max_pool(x_NCS, kernel)
+    return y, (x_NCS, y)
+
+
+def _tiled_max_pool_bwd(kernel, res, dy):
+    """dx = dy at PyTorch's argmax of each window, 0 elsewhere.
+
+    The argmax is the first position (row-major in the window) equal to the
+    max, or the last NaN when the window holds NaNs; positions ``p`` are an
+    iota over the window dims, so both are a min/max over the window.
+    """
+    x_NCS, y = res
+    axes = _window_axes(len(kernel))
+    xw = _windows(x_NCS, kernel)
+    pos = _window_positions(kernel, xw.ndim, axes)
+    y_b = jnp.expand_dims(y, axes)
+    big = math.prod(kernel)
+    first = jnp.min(jnp.where(xw == y_b, pos, big), axis=axes, keepdims=True)
+    last_nan = jnp.max(jnp.where(jnp.isnan(xw), pos, -1), axis=axes, keepdims=True)
+    pick = jnp.where(jnp.isnan(y_b), last_nan, first)
+    dxw = jnp.where(pos == pick, jnp.expand_dims(dy, axes), jnp.zeros((), dy.dtype))
+    dx = dxw.reshape(*xw.shape[:2], *(o * k for o, k in zip(y.shape[2:], kernel)))
+    pads = [(0, 0, 0)] * 2 + [(0, n - o * k, 0) for n, o, k in zip(x_NCS.shape[2:], y.shape[2:], kernel)]
+    return (lax.pad(dx, jnp.zeros((), dx.dtype), pads),)
+
+
+def _window_positions(kernel: tuple[int, ...], ndim: int, axes: tuple[int, ...]) -> jnp.ndarray:
+    """Row-major position within the window, broadcastable against the windows array."""
+    pos = jnp.zeros([1] * ndim, jnp.int32)
+    for a, k in zip(axes, kernel):
+        shape = [1] * ndim
+        shape[a] = k
+        pos = pos * k + jnp.arange(k, dtype=jnp.int32).reshape(shape)
+    return pos
+
+
+_tiled_max_pool.defvjp(_tiled_max_pool_fwd, _tiled_max_pool_bwd)

@@ -39,15 +39,14 @@ def _conv(
     output_padding: Any = 0,
 ) -> jnp.ndarray:
     check_impl(impl)
+    channels_last = _args.as_flag(channels_last, "channels_last")
     x = _args.check_float_array(input, "input")
     w = _args.check_float_array(weight, "weight")
     _args.check_same_dtype(x, w, "weight")
     batched = _args.check_rank(x, nd, "input", op)
-    if not batched:
-        x = x[None]
     spec = conv_spec(
-        op, x.shape, w.shape, nd=nd, stride=stride, padding=padding, dilation=dilation,
-        groups=groups, channels_last=channels_last, transposed=transposed,
+        op, tuple(x.shape) if batched else (1, *x.shape), w.shape, nd=nd, stride=stride,
+        padding=padding, dilation=dilation, groups=groups, channels_last=channels_last, transposed=transposed,
         output_padding=output_padding,
     )
     out_ch = w.shape[1] * spec.groups if transposed else w.shape[0]
@@ -56,7 +55,10 @@ def _conv(
         _args.check_same_dtype(x, b, "bias")
         if b.shape != (out_ch,):
             raise ValueError(f"{op}: bias must have shape ({out_ch},) (out_channels), got {tuple(b.shape)}")
-    y = implementation(impl, spec, op)(x, w, spec, channels_last)
+    run = implementation(impl, spec, op)
+    if not batched:
+        x = x[None]
+    y = run(x, w, spec, channels_last)
     if bias is not None:
         y = y + (b if channels_last else b.reshape(out_ch, *(1,) * nd))
     return y if batched else y[0]

@@ -47,9 +47,9 @@ _JNP_MODE = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
 def _as_array(x: Any) -> jnp.ndarray:
     if hasattr(x, "shape") and hasattr(x, "dtype"):
-        return jnp.asarray(x)
+        return _args.as_jax_array(x)
     if isinstance(x, (int, float, bool, list, tuple)) or np.isscalar(x):
-        return jnp.asarray(np.asarray(x))
+        return _args.as_jax_array(np.asarray(x))
     raise TypeError(f"pad: input must be an array, got {type(x).__name__}")
 
 

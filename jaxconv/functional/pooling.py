@@ -84,10 +84,7 @@ def index_dtype() -> np.dtype:
     return np.dtype(np.int64 if jax.config.jax_enable_x64 else np.int32)
 
 
-def check_flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be a bool (True or False), got {type(value).__name__} {value!r}")
-    return bool(value)
+check_flag = _args.as_flag
 
 
 @dataclasses.dataclass(frozen=True)

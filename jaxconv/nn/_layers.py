@@ -117,6 +117,11 @@ class ConvConfig:
             return list(shape[batch:-1] if self.channels_last else shape[batch + 1:])
 
         spatial = spatial_of(x.shape)
+        if isinstance(output_size, str) or not isinstance(output_size, Sequence):
+            raise TypeError(
+                f"{self.name}: output_size must be a sequence of {nd} (or {x.ndim}) ints, "
+                f"got {type(output_size).__name__} {output_size!r}"
+            )
         size = [_args.as_int(s, "output_size") for s in output_size]
         if len(size) == x.ndim:
             size = spatial_of(size)
@@ -302,10 +307,10 @@ def max_pool_config(nd: int, kernel_size: Any, stride: Any = None, padding: Any 
     stride = _opt_tuple(stride, nd, "stride", 1) or kernel
     pad = _args.ntuple(padding, nd, "padding", minimum=0)
     dilation = _args.ntuple(dilation, nd, "dilation", minimum=1)
-    for p, k, d in zip(pad, kernel, dilation):
-        if p > (d * (k - 1) + 1) // 2:
+    for p, k in zip(pad, kernel):
+        if p > k // 2:  # as ATen's pool2d_shape_check: half the kernel size, whatever the dilation
             raise ValueError(
-                f"MaxPool{nd}d: pad should be at most half of effective kernel size, got padding={pad}, "
+                f"MaxPool{nd}d: pad should be at most half of kernel size, got padding={pad}, "
                 f"kernel_size={kernel}, dilation={dilation}"
             )
     kwargs = dict(kernel_size=kernel, stride=stride, padding=pad, dilation=dilation,
@@ -355,13 +360,25 @@ def adaptive_pool_config(kind: str, nd: int, output_size: Any, return_indices: b
     return PoolConfig(f"adaptive_{kind}_pool{nd}d", tuple(kwargs.items()))
 
 
+def _flatten_dim(dim: Any, ndim: int, name: str) -> int:
+    """``dim`` in ``[-ndim, ndim)`` (``[-1, 0]`` for a scalar) as a non-negative index, as torch.flatten."""
+    dim = _args.as_int(dim, name)
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"flatten: {name}={dim} is out of range for an input with {ndim} dims "
+            f"(expected to be in range of [{-n}, {n - 1}])"
+        )
+    return dim % n
+
+
 def flatten(x: Any, start_dim: int = 1, end_dim: int = -1) -> jnp.ndarray:
     """``torch.flatten(x, start_dim, end_dim)``: dims ``start_dim..end_dim`` merged, in C (row-major) order."""
     x = jnp.asarray(x)
+    start = _flatten_dim(start_dim, x.ndim, "start_dim")
+    end = _flatten_dim(end_dim, x.ndim, "end_dim")
     if x.ndim == 0:
         return x.reshape(1)
-    start = start_dim % x.ndim
-    end = end_dim % x.ndim
     if start > end:
         raise ValueError(f"flatten() has invalid args: start_dim {start_dim} cannot come after end_dim {end_dim}")
     return x.reshape(*x.shape[:start], math.prod(x.shape[start:end + 1]), *x.shape[end + 1:])

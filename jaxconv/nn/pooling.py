@@ -148,6 +148,6 @@ for _prefix, _doc in _DOCS.items():
         _extra = ", divisor_override=None" if _nd > 1 else ""
         globals()[f"{_prefix}{_nd}d"].__doc__ = (
             _doc.format(nd=_nd, extra=_extra) + " As a Flax linen module without parameters; input "
-            f"``(N, C, *spatial)`` or ``(C, *spatial)`` (``(N, *spatial, C)`` with ``channels_last``), "
+            "``(N, C, *spatial)`` or ``(C, *spatial)`` (``(N, *spatial, C)`` with ``channels_last``), "
             "calls ``jaxconv.functional``'s op of the same name."
         )

@@ -61,7 +61,9 @@ def compare_module(apply_fn: Callable[[Any, jax.Array], Any], params: Any, torch
 
         def loss(p, v):
             out = _as_tuple(apply_fn(p, v))
-            return sum(jnp.sum(out[i] * cts[i]) for i in floats if i < len(out)), out
+            # a mis-shaped output is reported by its forward error (inf), not raised here
+            return sum((jnp.sum(out[i] * cts[i]) for i in floats
+                        if i < len(out) and out[i].shape == cts[i].shape), jnp.zeros((), jnp.float32)), out
 
         # One compiled function for outputs and gradients: compiling dominates small layers.
         (_, j_out), (gp, gx) = jax.jit(jax.value_and_grad(loss, argnums=(0, 1), has_aux=True))(
@@ -187,7 +189,7 @@ def check_model(name: str, seed: int = 0, *, steps: int = 20, batch: int = 8, lr
 
         # The first step's logits and gradients (at the loaded weights) are the
         # logits/grad measures; with steps=0 they are computed and no update is kept.
-        state = opt.init(params)
+        state = jax.jit(opt.init)(params)
         loss_diff = 0.0
         for i, (xb, yb) in enumerate(batches):
             new_params, state, j_loss, j_logits, j_grads = step(params, state, xb, yb)

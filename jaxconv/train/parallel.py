@@ -9,6 +9,7 @@ trajectories agree to float32 rounding.
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 
 import jax
@@ -36,8 +37,6 @@ class Runner:
 
     def compile(self, state, train_batch, eval_batch) -> dict[str, float]:
         """Compiles both steps ahead of time for these shapes; returns seconds spent on each."""
-        import time
-
         times = {}
         t = time.perf_counter()
         self.train_step = self.train_step.lower(state, train_batch).compile()
@@ -73,7 +72,14 @@ def create(
         device = (devices or jax.local_devices())[0]
         put = functools.partial(jax.device_put, device=device)
         return Runner(
-            kind, 1, jax.jit(train, donate_argnums=0), jax.jit(evaluate), put, jax.device_get, put, ident
+            kind,
+            num_devices=1,
+            train_step=jax.jit(train, donate_argnums=0),
+            eval_step=jax.jit(evaluate),
+            put_state=put,
+            get_state=jax.device_get,
+            put_batch=put,
+            get_metrics=ident,
         )
 
     devices = list(devices or jax.local_devices())
@@ -96,33 +102,34 @@ def create(
                 {k: np.reshape(v, (n, v.shape[0] // n, *v.shape[1:])) for k, v in batch.items()}, leading
             )
 
+        first = functools.partial(jax.tree.map, lambda x: x[0])  # every device holds the same copy
         return Runner(
             kind,
-            n,
-            pmap(functools.partial(train, axis_name=AXIS), donate_argnums=0),
-            pmap(functools.partial(evaluate, axis_name=AXIS)),
-            put_state,
-            lambda state: jax.device_get(jax.tree.map(lambda x: x[0], state)),
-            put_batch,
-            lambda metrics: jax.tree.map(lambda x: x[0], metrics),
+            num_devices=n,
+            train_step=pmap(functools.partial(train, axis_name=AXIS), donate_argnums=0),
+            eval_step=pmap(functools.partial(evaluate, axis_name=AXIS)),
+            put_state=put_state,
+            get_state=lambda state: jax.device_get(first(state)),
+            put_batch=put_batch,
+            get_metrics=first,
         )
 
     if kind == "sharded":
         replicated, data = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
         return Runner(
             kind,
-            n,
-            jax.jit(
+            num_devices=n,
+            train_step=jax.jit(
                 train,
                 in_shardings=(replicated, data),
                 out_shardings=(replicated, replicated),
                 donate_argnums=0,
             ),
-            jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
-            functools.partial(jax.device_put, device=replicated),
-            jax.device_get,
-            functools.partial(jax.device_put, device=data),
-            ident,
+            eval_step=jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
+            put_state=functools.partial(jax.device_put, device=replicated),
+            get_state=jax.device_get,
+            put_batch=functools.partial(jax.device_put, device=data),
+            get_metrics=ident,
         )
 
     raise ValueError(f"Unknown parallel mode {kind!r}; choose one of ['none', 'pmap', 'sharded']")

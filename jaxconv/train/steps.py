@@ -8,6 +8,7 @@ slice of the batch, gradients and metrics are averaged (``pmean``) or summed
 import functools
 from collections.abc import Callable
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
@@ -33,19 +34,56 @@ def _example_ids(batch_size: int, axis_name: str | None) -> jax.Array:
     return offset + jnp.arange(batch_size)
 
 
-def _per_example_logits(apply_fn: Callable, params, images: jax.Array, keys: jax.Array) -> jax.Array:
-    """Training-mode logits with one dropout key per example.
+def _per_example_dropout(example_ids: jax.Array):
+    """A flax method interceptor giving every ``nn.Dropout`` one mask per example.
 
-    Dropout masks then depend on the example's global position, not on how the
-    batch is split over devices, which makes pmap/sharded runs reproduce the
-    single-device trajectory. ``vmap`` folds the per-example calls back into
-    one batched convolution.
+    Each example's mask is drawn from ``fold_in(layer key, global example id)``
+    instead of one draw over the whole batch, so it does not depend on how the
+    batch is split over devices: pmap then reproduces the single-device
+    trajectory (jit with a sharded batch does in any case). Otherwise it is
+    ``nn.Dropout``: keep with probability ``1 - rate``, scale kept values by
+    ``1 / (1 - rate)``, share masks along ``broadcast_dims``. The model itself
+    still runs batched.
     """
 
-    def one(x, key):
-        return apply_fn({"params": params}, x[None], train=True, rngs={"dropout": key})[0]
+    def interceptor(next_fun, args, kwargs, context):
+        module = context.module
+        if not isinstance(module, nn.Dropout) or context.method_name != "__call__":
+            return next_fun(*args, **kwargs)
+        inputs, *rest = args
+        deterministic = nn.merge_param(
+            "deterministic", module.deterministic, kwargs.get("deterministic", rest[0] if rest else None)
+        )
+        if module.rate == 0.0 or deterministic:
+            return inputs
+        if module.rate == 1.0:
+            return jnp.zeros_like(inputs)
+        if 0 in module.broadcast_dims or inputs.ndim == 0 or inputs.shape[0] != example_ids.shape[0]:
+            raise ValueError(
+                f"{module.name}: per-example dropout needs inputs with the batch on axis 0 "
+                f"({example_ids.shape[0]} examples), got shape {inputs.shape}, broadcast_dims {module.broadcast_dims}"
+            )
+        rng = kwargs.get("rng")
+        if rng is None:
+            rng = module.make_rng(module.rng_collection)
+        keep_prob = 1.0 - module.rate
+        shape = [1 if d + 1 in module.broadcast_dims else n for d, n in enumerate(inputs.shape[1:])]
 
-    return jax.vmap(one)(images, keys)
+        def example_mask(i):
+            return jax.random.bernoulli(jax.random.fold_in(rng, i), keep_prob, shape)
+
+        mask = jnp.broadcast_to(jax.vmap(example_mask)(example_ids), inputs.shape)
+        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+    return interceptor
+
+
+def _train_logits(
+    apply_fn: Callable, params, images: jax.Array, key: jax.Array, example_ids: jax.Array
+) -> jax.Array:
+    """Training-mode logits, with per-example dropout masks (see ``_per_example_dropout``)."""
+    with nn.intercept_methods(_per_example_dropout(example_ids)):
+        return apply_fn({"params": params}, images, train=True, rngs={"dropout": key})
 
 
 def _tree_all_finite(tree) -> jax.Array:
@@ -70,10 +108,10 @@ def train_step(
     """
     images, labels = batch["image"], batch["label"]
     step_key = jax.random.fold_in(state.dropout_key, state.step)
-    keys = jax.vmap(functools.partial(jax.random.fold_in, step_key))(_example_ids(images.shape[0], axis_name))
+    example_ids = _example_ids(images.shape[0], axis_name)
 
     def loss_fn(params):
-        logits = _per_example_logits(apply_fn, params, images, keys)
+        logits = _train_logits(apply_fn, params, images, step_key, example_ids)
         return cross_entropy(logits, labels).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)

@@ -187,3 +187,20 @@ def test_checkpoint_roundtrip_keeps_state_and_meta(tmp_path):
     assert meta["step_in_epoch"] == 1
     jax.tree.map(np.testing.assert_array_equal, restored, jax.device_get(state))
     assert type(restored) is type(state)
+
+
+def test_per_example_dropout_keeps_nn_dropout_semantics():
+    x = jnp.ones((64, 3, 8, 8))
+    layer = nn.Dropout(0.25)
+    ids = jnp.arange(64)
+    with nn.intercept_methods(steps._per_example_dropout(ids)):
+        y = layer.apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
+        same = layer.apply({}, x, deterministic=True)
+    values = np.unique(np.asarray(y))
+    np.testing.assert_allclose(values, [0.0, 1 / 0.75], rtol=1e-6)
+    assert abs(float(jnp.mean(y == 0)) - 0.25) < 0.02
+    np.testing.assert_array_equal(same, x)
+    # An example's mask depends on its id only, not on its batch-mates.
+    with nn.intercept_methods(steps._per_example_dropout(ids[32:])):
+        half = layer.apply({}, x[32:], deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
+    np.testing.assert_array_equal(half, y[32:])

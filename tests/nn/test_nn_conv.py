@@ -109,6 +109,13 @@ def test_causal_conv1d_matches_torch(kwargs):
     _assert_close(check_layer(jnn.CausalConv1d(4, 6, 3, **kwargs), t_layer, _x((2, 4, 12))))
 
 
+def test_causal_conv1d_channels_last_matches_torch():
+    torch.manual_seed(4)
+    t_layer = torch_models.CausalConv1d(4, 6, 3, dilation=2, padding_mode="reflect")
+    layer = jnn.CausalConv1d(4, 6, 3, dilation=2, padding_mode="reflect", channels_last=True)
+    _assert_close(check_layer(layer, t_layer, _x((2, 4, 12)), channels_last=True))
+
+
 def test_causal_conv1d_equals_conv1d_on_left_padded_input():
     torch.manual_seed(5)
     t_conv = torch.nn.Conv1d(3, 5, 4, dilation=2)
@@ -117,7 +124,7 @@ def test_causal_conv1d_equals_conv1d_on_left_padded_input():
 
     params = from_torch(t_conv.state_dict())
     x = _x((2, 3, 10))
-    y = layer.apply({"params": params}, jnp.asarray(x))
+    y = jax.jit(layer.apply)({"params": params}, x)
     expected = t_conv(torch.nn.functional.pad(torch.tensor(x), (6, 0))).detach().numpy()
     assert y.shape == (2, 5, 10)
     np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-5, atol=1e-6)
@@ -127,17 +134,22 @@ def test_causal_conv1d_is_causal():
     layer = jnn.CausalConv1d(2, 3, 3, dilation=2)
     x = jnp.asarray(_x((1, 2, 16)))
     variables = layer.init(jax.random.key(0), x)
-    y = layer.apply(variables, x)
+
+    @jax.jit
+    def outputs_and_jacobian(v):
+        return layer.apply(variables, v), jax.jacrev(lambda u: layer.apply(variables, u)[0])(v)[:, :, 0]
+
+    y, jac = outputs_and_jacobian(x)  # jac[o, t, c, s] = d y[o, t] / d x[c, s]
     assert y.shape == (1, 3, 16)
-    for t in (0, 5, 15):
-        # d y[t] / d x[s] must vanish for s > t, and not for every s <= t.
-        jac = jax.grad(lambda v, t=t: layer.apply(variables, v)[0, :, t].sum())(x)
-        assert np.all(np.asarray(jac[0, :, t + 1:]) == 0)
-        assert np.any(np.asarray(jac[0, :, : t + 1]) != 0)
-        # changing the future leaves y[:t+1] unchanged
-        x2 = x.at[0, :, t + 1:].set(100.0)
-        np.testing.assert_array_equal(np.asarray(layer.apply(variables, x2)[..., : t + 1]),
-                                      np.asarray(y[..., : t + 1]))
+    jac = np.asarray(jac)
+    for t in range(16):
+        assert np.all(jac[:, t, :, t + 1:] == 0), t  # nothing from the future
+        assert np.all(np.abs(jac[:, t, :, t]).sum() > 0), t  # the present counts
+    # inputs t-2, t-4 (dilation 2) count too, once they exist
+    assert np.abs(jac[:, 8, :, [4, 6, 8]]).min(axis=(0, 2)).all()
+    assert np.all(jac[:, 8, :, [5, 7]] == 0)
+    y2, _ = outputs_and_jacobian(x.at[0, :, 9:].set(100.0))
+    np.testing.assert_array_equal(np.asarray(y2[..., :9]), np.asarray(y[..., :9]))
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(depth_multiplier=2, stride=2, padding=1, bias=False),
@@ -177,11 +189,11 @@ def test_parameter_names_shapes_and_default_bias(name):
 def test_params_cast_to_input_dtype():
     layer = jnn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
     x = jnp.ones((1, 3, 5, 5), jnp.bfloat16)
-    variables = layer.init(jax.random.key(0), x)
+    variables, y = jax.eval_shape(lambda: layer.init_with_output(jax.random.key(0), x)[::-1])
     assert variables["params"]["weight"].dtype == jnp.float32
-    assert layer.apply(variables, x).dtype == jnp.bfloat16
+    assert y.dtype == jnp.bfloat16 and y.shape == (1, 4, 5, 5)
     layer16 = jnn.Conv2d(3, 4, 3, param_dtype=jnp.float16)
-    assert layer16.init(jax.random.key(0), x)["params"]["weight"].dtype == jnp.float16
+    assert jax.eval_shape(layer16.init, jax.random.key(0), x)["params"]["weight"].dtype == jnp.float16
 
 
 def test_jit_and_custom_initializers():

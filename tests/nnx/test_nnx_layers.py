@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from jaxconv import nn as jnn  # noqa: E402
 from jaxconv import nnx as jx  # noqa: E402
-from jaxconv.interop import load_nnx, to_torch  # noqa: E402
+from jaxconv.interop import flatten_params, from_torch, load_nnx, to_torch  # noqa: E402
 from jaxconv.parity import torch_models  # noqa: E402
 from jaxconv.parity.model_check import check_layer  # noqa: E402
 
@@ -49,6 +49,12 @@ CASES = [
 def _abstract(cls, *args, **kwargs):
     # check_layer loads torch's weights: skip drawing (and compiling) a random init.
     return nnx.eval_shape(lambda: cls(*args, **kwargs, rngs=nnx.Rngs(0)))
+
+
+def _random_weights(layer, seed=0):
+    rng = np.random.default_rng(seed)
+    shapes = flatten_params(nnx.state(layer, nnx.Param))
+    return load_nnx(layer, {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in shapes.items()})
 
 
 def _make(name, args, kwargs):
@@ -96,13 +102,16 @@ def test_nnx_causal_and_separable_match_torch():
     ("CausalConv1d", (4, 6, 3), dict(padding_mode="replicate"), (2, 4, 9)),
 ])
 def test_nnx_equals_linen_with_the_same_weights(name, args, kwargs, shape):
-    layer = getattr(jx, name)(*args, **kwargs, rngs=nnx.Rngs(0))
-    x = jnp.asarray(_x(shape))
-    params = jax.tree.map(jnp.asarray, to_torch(layer, as_numpy=True))
-    from jaxconv.interop import unflatten_params
+    layer = _random_weights(_abstract(getattr(jx, name), *args, **kwargs))
+    params = from_torch(to_torch(layer, as_numpy=True))
+    linen = getattr(jnn, name)(*args, **kwargs)
 
-    y_linen = getattr(jnn, name)(*args, **kwargs).apply({"params": unflatten_params(params)}, x)
-    np.testing.assert_array_equal(np.asarray(layer(x)), np.asarray(y_linen))
+    @jax.jit
+    def both(x):
+        return layer(x), linen.apply({"params": params}, x)
+
+    y_nnx, y_linen = both(_x(shape))
+    np.testing.assert_array_equal(np.asarray(y_nnx), np.asarray(y_linen))
 
 
 def test_nnx_parameters_and_init_bounds():
@@ -128,7 +137,7 @@ def test_nnx_training_step_with_optimizer():
 
     import optax
 
-    model = Net(nnx.Rngs(0))
+    model = _random_weights(nnx.eval_shape(lambda: Net(nnx.Rngs(0))))
     opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
     x = jnp.asarray(_x((2, 1, 8, 8)))
     labels = jnp.array([0, 2])

@@ -1,0 +1,73 @@
+"""impl="auto"'s decision table (`_dispatch.select_plan`) and the explicit plan syntax."""
+
+import pytest
+
+from jaxconv import functional as F
+from jaxconv.functional import _dispatch
+from jaxconv.functional._spec import conv_spec
+from jaxconv.functional._vjp import Plan
+
+
+def _spec(x_shape, w_shape, nd=2, transposed=False, **kw):
+    kw = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, **kw}
+    return conv_spec("op", x_shape, w_shape, nd=nd, channels_last=False, transposed=transposed, **kw)
+
+
+def _plan(x_shape, w_shape, backend="cpu", **kw):
+    spec = _spec(x_shape, w_shape, nd=len(x_shape) - 2, **kw)
+    return _dispatch.select_plan("auto", spec, x_shape, w_shape, backend=backend)
+
+
+def test_gpu_and_tpu_keep_lax_autodiff():
+    for backend in ("gpu", "cuda", "tpu"):
+        assert _plan((8, 32, 26, 26), (64, 32, 3, 3), backend=backend) == Plan("lax")
+
+
+def test_cpu_decision_table():
+    assert _plan((8, 32, 26, 26), (64, 32, 3, 3)) == Plan("eigen")
+    assert _plan((8, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == Plan("eigen", "lax", "autodiff")
+    assert _plan((8, 1, 28, 28), (32, 1, 3, 3)) == Plan("lax", "eigen", "eigen")       # few input channels
+    assert _plan((8, 10, 12, 12), (16, 10, 5, 5)) == Plan("lax", "eigen", "eigen")     # XLA keeps it off YNNPACK
+    assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("eigen", "autodiff", "gemm")
+    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("lax")             # depthwise
+    assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
+                 transposed=True) == Plan("eigen", "lax", "gemm")
+    assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK
+    assert _plan((8, 64, 256), (64, 16, 5), groups=4) == Plan("lax", "autodiff", "gemm")
+
+
+def test_explicit_plans_and_plain_names():
+    spec = _spec((2, 4, 8, 8), (4, 4, 3, 3))
+    assert _dispatch.select_plan("lax", spec) == Plan("lax")
+    assert _dispatch.select_plan("eigen/autodiff/gemm", spec) == Plan("eigen", "autodiff", "gemm")
+    assert _dispatch.select_impl("lax/lax/gemm", spec) == "lax"
+    assert F.select_impl("auto", spec, backend="cpu") == "eigen"
+    assert _dispatch.explain("auto", spec, w_shape=(4, 4, 3, 3), backend="cpu") == {
+        "forward": "lax", "input_grad": "eigen", "weight_grad": "eigen"}
+    assert not Plan("lax").custom and Plan("lax", "lax", "gemm").custom
+
+
+def test_plain_convs_keep_forward_mode():
+    """Where "auto" needs no custom rule, jax.jvp (forward mode) still works."""
+    import jax
+    import numpy as np
+    x, w = np.ones((2, 32, 8, 8), np.float32), np.ones((32, 32, 3, 3), np.float32)
+    y, t = jax.jvp(lambda x_: F.conv2d(x_, w), (x,), (x,))
+    assert np.allclose(y, t)
+
+
+@pytest.mark.parametrize("bad", ["LAX", "lax/gemm", "lax/gemm/lax", "toeplitz/lax/lax", "lax/lax/fft", ""])
+def test_bad_impl_names_are_rejected(bad):
+    with pytest.raises(ValueError, match="impl"):
+        _dispatch.check_impl(bad)
+    with pytest.raises(ValueError, match="impl"):
+        F.conv2d(__import__("numpy").zeros((1, 1, 3, 3), "float32"), __import__("numpy").zeros((1, 1, 1, 1), "float32"),
+                 impl=bad)
+
+
+def test_unsupported_forward_still_checked():
+    """An fft forward keeps its own support check (stride-1 only) inside a plan."""
+    import numpy as np
+    x, w = np.zeros((1, 2, 8, 8), np.float32), np.zeros((2, 2, 3, 3), np.float32)
+    with pytest.raises((ValueError, NotImplementedError)):
+        F.conv2d(x, w, stride=2, impl="fft/lax/gemm")

@@ -1,0 +1,105 @@
+"""Custom-VJP plans (``_vjp``) against PyTorch: forward, gradients, Hessian-vector products, max pool."""
+
+import types
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from jaxconv import functional as F
+from jaxconv.functional import _vjp
+from jaxconv.parity import conv_cases
+from jaxconv.parity.compare import compare, rel_error
+
+RTOL = 1e-5
+# "auto" plus explicit plans that between them use every rule of _vjp.
+PLANS = ["eigen", "eigen/eigen/eigen", "eigen/lax/lax", "lax/autodiff/gemm"]
+CASES = conv_cases.cases(seed=11, n=2, impl="auto") + [
+    c for i, plan in enumerate(PLANS) for c in conv_cases.cases(seed=20 + i, n=1, impl=plan)
+    if not plan.startswith("eigen") or c.op.endswith("2d")]  # "eigen" only rewrites 2D convs
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.op}-{c.impl}-{c.desc}")
+def test_plans_match_torch(case):
+    result = compare(case)
+    assert result.forward <= RTOL, result
+    assert result.gradient <= RTOL, result
+
+
+# (op, x shape, w shape, kwargs): 2D cases where "auto" picks eigen/gemm rules on CPU.
+LAYERS = [
+    ("conv2d", (2, 9, 7, 6), (4, 9, 3, 2), dict(padding=1)),
+    ("conv2d", (2, 16, 7, 8), (6, 8, 3, 3), dict(stride=2, padding=(1, 0), groups=2, dilation=(1, 2))),
+    ("conv_transpose2d", (2, 8, 5, 4), (8, 3, 3, 2), dict(stride=2, padding=1, output_padding=1)),
+    ("conv1d", (2, 4, 9), (6, 2, 3), dict(groups=2, stride=2)),
+]
+
+
+@pytest.mark.parametrize("op,xs,ws,kw", LAYERS, ids=lambda v: str(v))
+def test_hessian_vector_product_matches_lax_and_torch(op, xs, ws, kw):
+    """grad-of-grad through the custom rules == XLA autodiff of impl="lax" == torch double backward."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+    vx, vw = rng.standard_normal(xs, dtype=np.float32), rng.standard_normal(ws, dtype=np.float32)
+    fn = getattr(F, op)
+
+    def hvp(impl):
+        def loss(x_, w_):
+            return jnp.sum(jnp.tanh(fn(x_, w_, **kw, impl=impl)))
+
+        def g_dot_v(x_, w_):
+            gx, gw = jax.grad(loss, argnums=(0, 1))(x_, w_)
+            return jnp.vdot(gx, vx) + jnp.vdot(gw, vw)
+
+        return jax.jit(jax.grad(g_dot_v, argnums=(0, 1)))(x, w)
+
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    gx, gw = torch.autograd.grad(torch.tanh(getattr(torch.nn.functional, op)(tx, tw, **kw)).sum(),
+                                 (tx, tw), create_graph=True)
+    t_hx, t_hw = torch.autograd.grad((gx * torch.tensor(vx)).sum() + (gw * torch.tensor(vw)).sum(), (tx, tw))
+    ref = hvp("lax")
+    for impl in ["auto", "eigen/eigen/gemm"]:
+        got = hvp(impl)
+        for a, b, t in zip(got, ref, (t_hx, t_hw)):
+            assert rel_error(a, b) <= RTOL, impl
+            assert rel_error(a, t.numpy()) <= RTOL, impl
+
+
+def _pool_args(kernel, spatial):
+    nd = len(kernel)
+    return types.SimpleNamespace(kernel=kernel, stride=kernel, padding=(0,) * nd, dilation=(1,) * nd,
+                                 out=tuple(n // k for n, k in zip(spatial, kernel)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tiled_max_pool_matches_torch(seed):
+    """Ties go to the first max in row-major window order, NaN windows to the last NaN, remainders are dropped."""
+    rng = np.random.default_rng(seed)
+    nd = 1 + seed % 3
+    kernel = tuple(int(k) for k in rng.integers(1, 4, size=nd))
+    spatial = tuple(int(k * m + r) for k, m, r in zip(kernel, rng.integers(1, 3, size=nd), rng.integers(0, 2, size=nd)))
+    x = rng.standard_normal((2, 3, *spatial)).astype(np.float32)
+    if seed % 2:
+        x = np.round(x)
+    if seed % 3 == 0:
+        x.flat[rng.integers(0, x.size, size=3)] = np.nan
+    args = _pool_args(kernel, spatial)
+    y = _vjp.tiled_max_pool(jnp.asarray(x), args)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    g = jax.grad(lambda x_: jnp.sum(_vjp.tiled_max_pool(x_, args) * dy))(jnp.asarray(x))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, kernel)
+    (tg,) = torch.autograd.grad(ty, tx, torch.tensor(dy))
+    np.testing.assert_array_equal(np.asarray(y), ty.detach().numpy())  # NaNs compare equal here
+    np.testing.assert_array_equal(np.asarray(g), tg.numpy())
+
+
+def test_tiled_max_pool_declines_other_windows():
+    x = jnp.zeros((1, 1, 6, 6))
+    base = dict(kernel=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), out=(3, 3))
+    for change in [dict(stride=(1, 1), out=(5, 5)), dict(padding=(1, 1), out=(4, 4)),
+                   dict(dilation=(2, 2), out=(2, 2)), dict(out=(4, 3))]:
+        assert _vjp.tiled_max_pool(x, types.SimpleNamespace(**{**base, **change})) is None
+    assert _vjp.tiled_max_pool(x, types.SimpleNamespace(**base)).shape == (1, 1, 3, 3)
