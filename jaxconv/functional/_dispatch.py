@@ -3,6 +3,8 @@
 ``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution), XLA autodiff.
 ``"eigen"``  the same XLA convolution rewritten (exactly) so that XLA:CPU runs it on
              its Eigen kernels rather than YNNPACK (``_vjp._conv_off_ynn``).
+``"shift"``  depthwise convolutions only: a sum of shifted, per-channel-scaled copies
+             of the input (``_vjp.shift_conv``), elementwise work XLA fuses.
 ``"im2col"`` patches gathered by hand + one (batched-over-groups) GEMM; transposed
              convolution by GEMM into columns + col2im scatter-add.
 ``"fft"``    the convolution theorem (stride-1 convolutions only).
@@ -19,7 +21,7 @@ and keeps forward-mode differentiation available)::
 
     backend      call                          forward  input grad  weight grad
     gpu/tpu      any                           lax      autodiff    autodiff
-    cpu          depthwise (g > 1, cin/g = 1)  lax      autodiff    autodiff
+    cpu          depthwise (g > 1, cin/g = 1)  shift    autodiff    autodiff
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
     cpu          2D                            eigen if cin/g >= 8 and max(C_in, C_out) > 16, else lax
                                                         lax if strided or transposed, else eigen
@@ -38,18 +40,25 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   3.9 lax vs 39.6 eigen), hence the ``cin/g >= 8`` threshold (measured at 1
   and >= 16; 8 is a guess in between). XLA:CPU itself keeps convolutions with
   at most 16 input and output channels off YNNPACK, so those stay plain lax.
-* Depthwise: eigen is 2-4x slower in every direction (forward 195 vs 512,
-  input grad 136 vs 540, weight grad 93 vs 130; gemm 800).
+* Depthwise: every XLA convolution is slow (forward 195 lax, 512 eigen;
+  input grad 136 / 540; weight grad 93 / 130; gemm 800). "shift" does it as
+  fused elementwise work: fwd+bwd 0.56x PyTorch (lax) -> 1.79x (shift), forward
+  140x faster than lax, same run.
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
   (mnist conv2 94 vs 104, 1x1 42 vs 67, grouped 80 vs 150, 5x5 110 vs 98).
 * Weight gradient of grouped and transposed convs: XLA's (batch-grouped)
   weight-gradient convolution is pathological: 3x3 g4 64->64 2685 (lax) /
-  2910 (eigen) vs 136 (gemm); transposed 4x4 s2 64->32 583 vs 43 (gemm).
+  2910 (eigen) vs 136 (gemm); transposed 4x4 s2 64->32 583 vs 43 (gemm);
+  conv1d k5 g4 20.4 vs 8.0 (a later, less loaded run).
   Elsewhere eigen's weight gradient beats the per-offset GEMMs (mnist conv2
   104 vs 260, 1x1 18 vs 32, 5x5 101 vs 335), whose long-contraction
   (O x C) dots run far below GEMM speed.
+* Open: eigen vs lax for the stride-1 gradients is shape dependent. mnist
+  conv2 weight grad: eigen 58 vs lax 135 (and 104 vs 276 earlier); but 5x5
+  p2 32x32: lax 48 vs eigen 75 (ties, 95 vs 101, in the earlier run), input
+  grads within noise. A finer rule needs quieter measurements.
 * GPU/TPU: not measured in this session (no device); cuDNN serves lax well.
 
 Compiling a training step with ``jax.jit(..., compiler_options={
@@ -66,7 +75,7 @@ import jax
 from jaxconv.functional._spec import ConvSpec
 from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, conv_with_plan
 
-IMPLS = ("auto", "lax", "eigen", "im2col", "fft")
+IMPLS = ("auto", "lax", "eigen", "shift", "im2col", "fft")
 FORWARDS = ("lax", "eigen", "shift", "im2col", "fft")
 MIN_EIGEN_CHANNELS = 8  # input channels per group from which "eigen" beats YNNPACK's forward
 YNN_MIN_CHANNELS = 16   # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
@@ -125,8 +134,8 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None) -> Plan:
         cin_per_group = a // spec.groups if spec.transposed else b
         channels = max(a, b * spec.groups)
     grouped = spec.groups > 1
-    if cin_per_group == 1 and grouped:             # depthwise: XLA's own rules
-        return Plan("lax")
+    if cin_per_group == 1 and grouped and not spec.transposed:  # depthwise
+        return Plan("shift")
     gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
         return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")

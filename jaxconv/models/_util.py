@@ -11,7 +11,16 @@ def pool_out(size: int, kernel: int = 2) -> int:
     return size // kernel
 
 
-def check_size(model: str, input_size: int, final: int) -> None:
+def check_size(model: str, input_size: int, final: int, *, num_classes: int | None = None,
+               in_channels: int | None = None) -> None:
+    """Rejects a bad ``input_size`` (``final``: the feature-map side it gives) and bad channel counts."""
+    for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{model}: {name} must be an int, got {value!r}")
+        if value < 1:
+            raise ValueError(f"{model}: {name} must be positive, got {value}")
     if isinstance(input_size, bool) or not isinstance(input_size, int):
         raise TypeError(f"{model}: input_size must be an int, got {input_size!r}")
     if final < 1:

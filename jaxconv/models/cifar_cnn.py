@@ -26,7 +26,8 @@ class CifarCNN(nn.Module):
 
     def setup(self) -> None:
         side = pool_out(pool_out(self.input_size))
-        check_size("cifar_cnn", self.input_size, side)
+        check_size("cifar_cnn", self.input_size, side, num_classes=self.num_classes,
+                   in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 16, 3, padding=1)
         self.conv2 = jnn.Conv2d(16, 32, 3, padding=1)
         self.fc = jnn.Linear(32 * side * side, self.num_classes)

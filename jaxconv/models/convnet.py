@@ -28,7 +28,8 @@ class ConvNet(nn.Module):
 
     def setup(self) -> None:
         side = pool_out(conv_out(pool_out(conv_out(self.input_size, 5)), 5))
-        check_size("convnet", self.input_size, side)
+        check_size("convnet", self.input_size, side, num_classes=self.num_classes,
+                   in_channels=self.in_channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"convnet: dropout must be in [0, 1), got {self.dropout}")
         self.conv1 = jnn.Conv2d(self.in_channels, 10, 5)

@@ -27,7 +27,8 @@ class MnistNet(nn.Module):
 
     def setup(self) -> None:
         side = pool_out(conv_out(conv_out(self.input_size, 3), 3))
-        check_size("mnist_net", self.input_size, side)
+        check_size("mnist_net", self.input_size, side, num_classes=self.num_classes,
+                   in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 32, 3, 1)
         self.conv2 = jnn.Conv2d(32, 64, 3, 1)
         self.dropout1 = nn.Dropout(0.25)

@@ -23,8 +23,6 @@ from jaxconv.train import config as config_lib
 from jaxconv.train import metrics as metrics_lib
 from jaxconv.train import state as state_lib
 
-log = logging.getLogger(__name__)
-
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because a step's loss or gradients were NaN or infinite."""
@@ -280,7 +278,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
         config = config_lib.load_json(path)
     config_lib.validate(config)
     (test_x, test_y), source = _load(config, "test")
-    _say(f"data: {config.dataset} test split from {source}: {len(test_x)} examples")
+    _say(f"data: {len(test_x)} test examples; {source}")
     test_x = data.normalize(test_x, config.normalize_mean, config.normalize_std)
 
     model = models.get(config.model)
@@ -288,6 +286,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
     template = state_lib.create(model, tx, config.seed, test_x.shape[1:])
     ckpts = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
     restored = ckpts.restore(template)
+    ckpts.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {ckpts.directory}")
     host_state, meta = restored
@@ -321,11 +320,27 @@ def _prepare_workdir(workdir: str) -> str:
     return path
 
 
+# Fields whose change makes a workdir's checkpoints unusable for this config.
+_RUN_IDENTITY = ("model", "dataset", "optimizer", "batch_size")
+
+
 def _record_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-    """Writes ``config.json``, first printing how it differs from a previous run's."""
+    """Writes ``config.json``, first printing how it differs from a previous run's.
+
+    Refuses a config whose model, dataset, optimizer or batch size differs from
+    the one that wrote the workdir's checkpoints: they could not be resumed.
+    """
     path = os.path.join(workdir, "config.json")
     if os.path.exists(path):
         changed = config_lib.differences(config_lib.load_json(path), config)
+        clash = {k: v for k, v in changed.items() if k in _RUN_IDENTITY}
+        ckpt_dir = os.path.join(workdir, "checkpoints")
+        if clash and os.path.isdir(ckpt_dir) and os.listdir(ckpt_dir):
+            raise ValueError(
+                f"workdir {workdir} holds checkpoints of a different run ("
+                + ", ".join(f"{k}={a!r} there, {b!r} here" for k, (a, b) in clash.items())
+                + "); use a new workdir"
+            )
         if changed:
             _say(
                 "config differs from the previous run in this workdir: "

@@ -33,11 +33,17 @@ class MetricWriter:
         self._file.flush()
         for name, value in record.items():
             if name not in ("step", "epoch") and isinstance(value, (int, float)):
-                self._tb.add_scalar(name.replace("_", "/", 1), value, step)
+                self._tb.add_scalar(_tag(name), value, step)
 
     def close(self) -> None:
         self._file.close()
         self._tb.close()
+
+
+def _tag(name: str) -> str:
+    """TensorBoard tag: ``test_loss`` -> ``test/loss``, ``learning_rate`` -> ``train/learning_rate``."""
+    split, _, rest = name.partition("_")
+    return f"{split}/{rest}" if split in ("train", "test") else f"train/{name}"
 
 
 def _plain(value: Any) -> Any:

@@ -29,7 +29,8 @@ def test_cpu_decision_table():
     assert _plan((8, 1, 28, 28), (32, 1, 3, 3)) == Plan("lax", "eigen", "eigen")       # few input channels
     assert _plan((8, 10, 12, 12), (16, 10, 5, 5)) == Plan("lax", "eigen", "eigen")     # XLA keeps it off YNNPACK
     assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("eigen", "autodiff", "gemm")
-    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("lax")             # depthwise
+    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift")           # depthwise
+    assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift")
     assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
                  transposed=True) == Plan("eigen", "lax", "gemm")
     assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK

@@ -69,6 +69,7 @@ def test_keeps_latest_and_best(straight):
     assert steps == sorted({best, 2 * STEPS_PER_EPOCH})  # keep_checkpoints=1 latest + the best
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(small_mnist, tmp_path):
     config = make_config(small_mnist, max_steps=4)
     train.train_and_evaluate(config, str(tmp_path))
@@ -82,6 +83,7 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(small_mnist, tmp_pa
     jax.tree.map(np.testing.assert_array_equal, kept, good)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_nonfinite_loss_skip_drops_the_updates(small_mnist, tmp_path):
     config = make_config(small_mnist, max_steps=3, normalize_std=(1e-45,), on_nonfinite="skip")
     summary = train.train_and_evaluate(config, str(tmp_path))
@@ -95,5 +97,5 @@ def test_resume_refuses_a_different_batching(straight, tmp_path):
     config = make_config(config.data_dir, max_steps=2)
     train.train_and_evaluate(config, str(tmp_path))
     config.batch_size = 64
-    with pytest.raises(ValueError, match="steps per epoch"):
+    with pytest.raises(ValueError, match="batch_size=128 there, 64 here"):
         train.train_and_evaluate(config, str(tmp_path))

@@ -204,3 +204,36 @@ def test_per_example_dropout_keeps_nn_dropout_semantics():
     with nn.intercept_methods(steps._per_example_dropout(ids[32:])):
         half = layer.apply({}, x[32:], deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})
     np.testing.assert_array_equal(half, y[32:])
+
+
+def test_dropout_run_resumed_from_checkpoint_is_bit_identical(tmp_path):
+    model, tx, state, _ = _setup()
+    step = jax.jit(functools.partial(steps.train_step, apply_fn=model.apply, tx=tx))
+    rng = np.random.default_rng(1)
+    batches = [
+        {
+            "image": rng.normal(size=(8, 1, 3, 3)).astype(np.float32),
+            "label": rng.integers(0, 10, 8).astype(np.int32),
+        }
+        for _ in range(4)
+    ]
+    straight, losses = state, []
+    for b in batches:
+        straight, m = step(straight, b)
+        losses.append(float(m["loss"]))
+
+    first = state
+    for b in batches[:2]:
+        first, _ = step(first, b)
+    ckpts = checkpoint.Checkpoints(str(tmp_path), keep=1)
+    ckpts.save(2, first, {"global_step": 2})
+    ckpts.close()
+    resumed, _ = checkpoint.Checkpoints(str(tmp_path), read_only=True).restore(
+        state_lib.create(model, tx, 99, (1, 3, 3))
+    )
+    resumed_losses = []
+    for b in batches[2:]:
+        resumed, m = step(resumed, b)
+        resumed_losses.append(float(m["loss"]))
+    assert resumed_losses == losses[2:]
+    jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
