@@ -20,6 +20,8 @@ from pathlib import Path
 import jax
 
 ROOT = Path(__file__).resolve().parent.parent
+_START = datetime.datetime.now(datetime.timezone.utc)
+_START_LOAD = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 
 
@@ -67,14 +69,14 @@ def machine() -> str:
         pass
     import torch
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores (load {load:.1f} at start), "
+    end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores (1-min load {_START_LOAD:.1f} at start, {end_load:.1f} at end), "
             f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
 
 
 def header(title: str) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = _START.strftime("%Y-%m-%d %H:%M UTC (start)")
     cmd = "python -m benchmarks." + Path(sys.argv[0]).stem + "".join(f" {a}" for a in sys.argv[1:])
     return f"### {title}\n\n- date: {now}\n- machine: {machine()}\n- command: `{cmd}`\n"
 

@@ -34,7 +34,7 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
 * XLA:CPU hands 2D convolutions without input dilation to YNNPACK, which is
   slow here: mnist conv2 (32->64 3x3, 26x26, batch 128) forward 214 (lax) vs
   80 (eigen), weight grad 276 vs 104. The "eigen" rewrite (input dilation 2
-  on the last dim) keeps the same products in the same order on Eigen.
+  on the last dim) computes the same products, summed in Eigen's order.
   YNNPACK only takes 2D, so 1D/3D stay on plain lax.
 * With one input channel YNNPACK's forward is the fast one (mnist conv1 1->32:
   3.9 lax vs 39.6 eigen), hence the ``cin/g >= 8`` threshold (measured at 1

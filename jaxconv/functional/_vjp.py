@@ -113,7 +113,7 @@ def _conv_off_ynn(x, w, *, strides, padding, lhs_dilation, rhs_dilation, groups,
         x_pad[b*s + j*d] == dilate2(x)_pad2[b*2s + j*2d]   (padding (2lo, 2hi))
 
     (``dilate2`` puts ``x[i]`` at ``2i`` and zeros between; the zeros are never
-    read). Output lengths are unchanged; the products and their order too.
+    read). Output lengths and products are unchanged (summed in Eigen's order).
     Autodiff of this form is again off YNNPACK: the weight gradient keeps the
     input dilation, the input gradient dilates the output cotangent by the
     stride 2.
