@@ -1,6 +1,6 @@
 """``torch.nn.functional``'s convolution family in JAX: same names, arguments and layouts."""
 
-from jaxconv.functional._dispatch import IMPLS, select_impl
+from jaxconv.functional._dispatch import IMPLS
 from jaxconv.functional.adaptive import (
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,
@@ -16,6 +16,7 @@ from jaxconv.functional.conv import (
     conv_transpose1d,
     conv_transpose2d,
     conv_transpose3d,
+    explain,
 )
 from jaxconv.functional.fold import fold, unfold
 from jaxconv.functional.pad import pad
@@ -30,7 +31,7 @@ from jaxconv.functional.pooling import (
 
 __all__ = [
     "IMPLS",
-    "select_impl",
+    "explain",
     "conv1d",
     "conv2d",
     "conv3d",

@@ -18,6 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxconv.functional import _args
+from jaxconv.functional import _dispatch
 from jaxconv.functional._dispatch import check_impl, implementation
 from jaxconv.functional._spec import conv_spec
 
@@ -62,6 +63,35 @@ def _conv(
     if bias is not None:
         y = y + (b if channels_last else b.reshape(out_ch, *(1,) * nd))
     return y if batched else y[0]
+
+
+_OPS = {f"conv{nd}d": (nd, False) for nd in (1, 2, 3)} | {
+    f"conv_transpose{nd}d": (nd, True) for nd in (1, 2, 3)}
+
+
+def explain(op: str, input: Any, weight: Any, *, impl: str = "auto", channels_last: bool = False,
+            **hyperparameters: Any) -> dict[str, str]:
+    """Which algorithms ``impl`` uses for a call: ``{"forward", "input_grad", "weight_grad"}``.
+
+    ``explain("conv2d", x, w, stride=2)`` describes ``conv2d(x, w, stride=2)``;
+    ``input``/``weight`` may be arrays or anything with a ``.shape`` (e.g.
+    ``jax.ShapeDtypeStruct``). The choice depends on the shapes, the
+    hyperparameters and the default backend (see ``_dispatch``).
+    """
+    if op not in _OPS:
+        raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
+    nd, transposed = _OPS[op]
+    check_impl(impl)
+    x_shape, w_shape = tuple(input.shape), tuple(weight.shape)
+    if len(x_shape) == nd + 1:
+        x_shape = (1, *x_shape)
+    defaults = dict(stride=1, padding=0, dilation=1, groups=1)
+    unknown = set(hyperparameters) - set(defaults) - ({"output_padding"} if transposed else set())
+    if unknown:
+        raise TypeError(f"explain: {op} takes no argument(s) {sorted(unknown)}")
+    spec = conv_spec(op, x_shape, w_shape, nd=nd, channels_last=channels_last, transposed=transposed,
+                     **(defaults | hyperparameters))
+    return _dispatch.explain(impl, spec, x_shape, w_shape, channels_last)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,

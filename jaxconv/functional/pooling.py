@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxconv.functional import _args
+from jaxconv.functional import _args, _vjp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +252,8 @@ def _max_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
                 "input (and a backward that writes outside it), so jaxconv rejects it: lower the dilation "
                 "or the padding"
             )
+    if not return_indices and (y := _vjp.tiled_max_pool(layout.to_ncs(x), args)) is not None:
+        return layout.from_ncs(y)  # windows tile the input: reshape + max, no gather/scatter
     y, indices = max_over_windows(x, windows, layout)
     return (y, indices) if return_indices else y
 

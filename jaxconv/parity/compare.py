@@ -46,13 +46,14 @@ def rel_error(actual: Any, expected: Any) -> float:
     e = np.asarray(expected, dtype=np.float64)
     if a.shape != e.shape:
         return float("inf")
-    if not (np.isfinite(a).all() and np.isfinite(e).all()):
-        same = np.array_equal(np.isnan(a), np.isnan(e)) and np.array_equal(
-            np.where(np.isnan(a), 0, a)[~np.isfinite(e)], e[~np.isfinite(e)])
-        if not same:
+    finite = np.isfinite(e)
+    if not (finite.all() and np.isfinite(a).all()):
+        # Non-finite entries must agree exactly (NaN for NaN, the same infinities); the rest is compared.
+        same_nan = np.array_equal(np.isnan(a), np.isnan(e))
+        inf = np.isinf(e)
+        if not (same_nan and np.array_equal(np.isinf(a), inf) and np.array_equal(a[inf], e[inf])):
             return float("inf")
-        mask = np.isfinite(e)
-        a, e = a[mask], e[mask]
+        a, e = a[finite], e[finite]
     denom = np.linalg.norm(e)
     num = np.linalg.norm(a - e)
     if denom == 0:
