@@ -7,10 +7,9 @@ Per model and batch, in one process and interleaved round by round:
 
 * ``jaxconv auto``: ``jaxconv.models.get(name)`` (every conv ``impl="auto"``),
   one ``jax.jit`` step under the default XLA flags;
-* ``jaxconv auto+pool``: as ``auto`` with ``F.max_pool2d`` on ``_vjp.tiled_max_pool``
-  where it applies (the one-line hook proposed for ``pooling.py``, patched in here);
 * ``jaxconv lax``: the same with ``"auto"`` forced to plain ``lax`` + XLA
-  autodiff (what the ops did before the custom plans), for reference;
+  autodiff and max pooling on its generic gather/scatter-add backward (what the
+  ops did before the custom plans; about what ``flax.linen.Conv`` gets), for reference;
 * ``torch``: the twin from ``jaxconv.parity.torch_models``, eager, same
   optimiser (``torch.optim.Adam``), ``torch.get_num_threads()`` threads.
 
@@ -25,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-import types
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +31,6 @@ import numpy as np
 import optax
 
 from benchmarks import common
-from jaxconv import functional as F
 from jaxconv import models
 from jaxconv.functional import _dispatch, _vjp
 from jaxconv.functional._vjp import Plan
@@ -42,36 +39,19 @@ LR = 1e-3
 
 
 @contextlib.contextmanager
-def auto_as(plan: Plan | None, tiled_pool: bool = False):
+def auto_as(plan: Plan | None, plain_pool: bool = False):
     """Within the block, ``impl="auto"`` on CPU resolves to ``plan`` (None: unchanged), and
-    with ``tiled_pool`` ``F.max_pool2d`` takes `_vjp.tiled_max_pool` where it applies (the
-    hook proposed for ``pooling.py``)."""
-    saved_plan, saved_pool = _dispatch._cpu_plan, F.max_pool2d
+    with ``plain_pool`` ``F.max_pool2d`` keeps its generic gather/scatter-add backward instead
+    of `_vjp.tiled_max_pool`."""
+    saved_plan, saved_pool = _dispatch._cpu_plan, _vjp.tiled_max_pool
     if plan is not None:
         _dispatch._cpu_plan = lambda spec, w_shape: plan
-    if tiled_pool:
-        F.max_pool2d = _tiled_max_pool2d(saved_pool)
+    if plain_pool:
+        _vjp.tiled_max_pool = lambda x, args: None
     try:
         yield
     finally:
-        _dispatch._cpu_plan, F.max_pool2d = saved_plan, saved_pool
-
-
-def _tiled_max_pool2d(original):
-    def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-                   return_indices=False, *, channels_last=False):
-        k = (kernel_size,) * 2 if isinstance(kernel_size, int) else tuple(kernel_size)
-        if (stride in (None, kernel_size) and padding == 0 and dilation == 1 and not ceil_mode
-                and not return_indices and not channels_last and x.ndim == 4):
-            out = tuple(n // kk for n, kk in zip(x.shape[2:], k))
-            args = types.SimpleNamespace(kernel=k, stride=k, padding=(0, 0), dilation=(1, 1), out=out)
-            y = _vjp.tiled_max_pool(x, args)
-            if y is not None:
-                return y
-        return original(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices,
-                        channels_last=channels_last)
-
-    return max_pool2d
+        _dispatch._cpu_plan, _vjp.tiled_max_pool = saved_plan, saved_pool
 
 
 def _loss(name: str, out, y):
@@ -80,7 +60,7 @@ def _loss(name: str, out, y):
     return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
 
 
-def jax_step(name: str, batch: int, plan: Plan | None, tiled_pool: bool = False, seed: int = 0):
+def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False, seed: int = 0):
     """A closure running one jitted training step per call, and its compile time and FLOPs."""
     model = models.get(name)
     rng = np.random.default_rng(seed)
@@ -88,7 +68,7 @@ def jax_step(name: str, batch: int, plan: Plan | None, tiled_pool: bool = False,
                                         dtype=np.float32))
     y = jnp.asarray(rng.integers(0, model.num_classes, size=batch))
     opt = optax.adam(LR)
-    with auto_as(plan, tiled_pool):
+    with auto_as(plan, plain_pool):
         params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
 
         def loss_fn(p, key):
@@ -115,7 +95,7 @@ def jax_step(name: str, batch: int, plan: Plan | None, tiled_pool: bool = False,
         state[:] = out[:3]
         return out[3]
 
-    with auto_as(plan, tiled_pool):
+    with auto_as(plan, plain_pool):
         infer = jax.jit(lambda p: model.apply({"params": p}, x, train=False)).lower(params).compile()
 
     return run, compile_s, flops, (lambda: infer(state[0]))
@@ -163,7 +143,7 @@ def sgemm_candidate():
     return jax.jit(lambda a, b: a @ b), (a, a)
 
 
-VARIANTS = {"auto": (None, False), "auto+pool": (None, True), "lax": (Plan("lax"), False)}
+VARIANTS = {"auto": (None, False), "lax": (Plan("lax"), True)}
 
 
 def main(argv=None) -> None:
@@ -177,22 +157,21 @@ def main(argv=None) -> None:
     names = ["mnist_net"] if args.quick else args.models.split(",")
     batches = [128] if args.quick else [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (3 if args.quick else 5)
-    head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "auto+pool / torch",
-            "lax / torch", "MFLOP/img", "auto+pool % of roofline", "forward auto+pool / torch", "sgemm GFLOP/s", "compile auto s",
-            "compile lax s"]
+    head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "lax / torch", "MFLOP/img",
+            "auto % of roofline", "forward auto / torch", "sgemm GFLOP/s", "compile auto s", "compile lax s"]
     rows = []
     for name in names:
         for batch in batches:
             cands, compile_s, infer = {}, {}, {}
             flops = float("nan")
-            for variant, (plan, tiled) in VARIANTS.items():
-                run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, tiled)
+            for variant, (plan, plain_pool) in VARIANTS.items():
+                run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, plain_pool)
                 cands[variant] = (run, ())
                 if variant == "auto":
                     flops = f
             torch_run, infer["torch"] = torch_step(name, batch)
             cands["torch"] = (torch_run, ())
-            fwd = common.interleaved({k: (infer[k], ()) for k in ("auto+pool", "torch")},
+            fwd = common.interleaved({k: (infer[k], ()) for k in ("auto", "torch")},
                                      rounds=rounds, warmup=2, min_time=0.5)
             cands["sgemm"] = sgemm_candidate()
             t = common.interleaved(cands, rounds=rounds, warmup=2, min_time=1.0)
@@ -201,9 +180,8 @@ def main(argv=None) -> None:
             mflop = flops / batch / 1e6
             roof = gflops * 1e3 / mflop
             rows.append([name, batch, f"{ips['torch']:.0f}", f"{ips['auto']:.0f}",
-                         f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['auto+pool'] / ips['torch']:.2f}x",
-                         f"{ips['lax'] / ips['torch']:.2f}x", f"{mflop:.1f}", f"{100 * ips['auto+pool'] / roof:.0f}%",
-                         f"{fwd['torch'] / fwd['auto+pool']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
+                         f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['lax'] / ips['torch']:.2f}x",
+                         f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%", f"{fwd['torch'] / fwd['auto']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
             print(rows[-1], flush=True)
     body = common.header("Training step (Adam): images/s, same run")
     body += "\n" + common.table(head, rows)

@@ -170,8 +170,8 @@ FUNCTIONAL = [
     ("avg_pool2d-empty-channels", Call(F.avg_pool2d, ones(2, 0, 8, 8), 2), ValueError,
      r"expected input to have non-zero size"),
     # adaptive pooling
-    ("adaptive_avg_pool2d-output-zero", Call(F.adaptive_avg_pool2d, X2, 0), ValueError,
-     r"output_size must be positive"),
+    ("adaptive_avg_pool2d-output-negative", Call(F.adaptive_avg_pool2d, X2, -2), ValueError,
+     r"output_size must be"),
     ("adaptive_max_pool2d-output-3-tuple", Call(F.adaptive_max_pool2d, X2, (2, 2, 2)), ValueError,
      r"output_size must be an int or a tuple of 2 ints"),
     ("adaptive_avg_pool1d-output-none", Call(F.adaptive_avg_pool1d, X1, None), TypeError,
@@ -476,16 +476,11 @@ CONFIGS = [
     ("config-normalize-std-zero", bad_config(normalize_std=(0.0,)), ValueError, r"normalize_std must be positive"),
     ("config-normalize-length", bad_config(normalize_mean=(0.5, 0.5)), ValueError,
      r"normalize_mean \(0.5, 0.5\) and normalize_std"),
-    pytest.param(bad_config(b1=1.5), ValueError, r"'b1' must be < 1", id="config-adam-beta-above-one",
-                 marks=pytest.mark.xfail(strict=True, reason="validate() has no upper bound for b1/b2 "
-                                         "(torch.optim.Adam: 0 <= beta < 1); trainer config is not ours to edit")),
-    pytest.param(bad_config(rho=1.5), ValueError, r"'rho' must be <= 1", id="config-adadelta-rho-above-one",
-                 marks=pytest.mark.xfail(strict=True, reason="validate() has no upper bound for rho "
-                                         "(torch.optim.Adadelta: 0 <= rho <= 1)")),
-    pytest.param(bad_config(warmup_epochs=5.0, num_epochs=3), ValueError, r"warmup_epochs",
-                 id="config-warmup-longer-than-training",
-                 marks=pytest.mark.xfail(strict=True, reason="validate() accepts warmup_epochs > num_epochs; "
-                                         "optim.create_schedule silently clips onecycle's pct_start to 0.99")),
+    ("config-adam-beta-above-one", bad_config(b1=1.5), ValueError, r"'b1' must be < 1"),
+    ("config-adam-beta2-one", bad_config(b2=1.0), ValueError, r"'b2' must be < 1"),
+    ("config-adadelta-rho-above-one", bad_config(rho=1.5), ValueError, r"'rho' must be <= 1"),
+    ("config-warmup-longer-than-training", bad_config(warmup_epochs=5.0, num_epochs=3), ValueError,
+     r"warmup_epochs"),
     ("config-batch-not-divisible-by-devices",
      Call(lambda: parallel.create("pmap", _no_steps, None, batch_size=3, eval_batch_size=4, devices=_two_devices())),
      ValueError, r"batch_size=3 is not divisible by the 2 local devices"),

@@ -8,7 +8,10 @@ length L and output length out, output ``i`` pools PyTorch's bin
 
 (bins cover the input, overlap when out does not divide L, and have
 at most ``ceil(L/out) + 1`` elements). A ``None`` entry of ``output_size``
-keeps that input dim (2D/3D only, as PyTorch). The bins are `Windows` reduced
+keeps that input dim (2D/3D only, as PyTorch); a ``0`` entry gives an empty
+output dim (and a zero gradient), as PyTorch. As in PyTorch, the channel dim
+may be empty in an unbatched input, and in a batched one only for
+``adaptive_avg_pool1d``/``adaptive_avg_pool2d``. The bins are `Windows` reduced
 by :mod:`jaxconv.functional.pooling`'s machinery, so the max rule, indices and
 gradients are those of max pooling.
 """
@@ -18,10 +21,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import jax.numpy as jnp
+
 from jaxconv.functional import _args
 from jaxconv.functional.pooling import (
+    Layout,
     Windows,
     check_flag,
+    index_dtype,
     max_over_windows,
     mean_over_windows,
     prepare_input,
@@ -50,22 +57,35 @@ def _output_size(op: str, output_size: Any, spatial: Sequence[int]) -> tuple[int
     if nd == 1 and items[0] is None:
         raise TypeError(f"{op}: output_size must be an int or a tuple of one int, got {output_size!r}")
     return tuple(
-        length if v is None else _args.as_int(v, "output_size", minimum=1)
+        length if v is None else _args.as_int(v, "output_size", minimum=0)
         for v, length in zip(items, spatial)
     )
 
 
+def _empty_output(x: jnp.ndarray, layout: Layout, out: tuple[int, ...]) -> jnp.ndarray:
+    """The (empty) result for an ``output_size`` with a 0 entry, in ``x``'s layout and dtype."""
+    n, c = layout.to_ncs(x).shape[:2]
+    return layout.from_ncs(jnp.zeros((n, c, *out), x.dtype))
+
+
 def _adaptive_max(op: str, nd: int, input: Any, output_size: Any, return_indices: Any, channels_last: Any):
     return_indices = check_flag(return_indices, "return_indices")
-    x, layout, spatial = prepare_input(op, input, nd, channels_last)
+    x, layout, spatial = prepare_input(op, input, nd, channels_last, allow_empty_channels="unbatched")
     out = _output_size(op, output_size, spatial)
+    if 0 in out:
+        y = _empty_output(x, layout, out)
+        return (y, y.astype(index_dtype())) if return_indices else y
     y, indices = max_over_windows(x, tuple(adaptive_bins(n, o) for n, o in zip(spatial, out)), layout)
     return (y, indices) if return_indices else y
 
 
 def _adaptive_avg(op: str, nd: int, input: Any, output_size: Any, channels_last: Any):
-    x, layout, spatial = prepare_input(op, input, nd, channels_last, allow_empty_channels=True)
+    # PyTorch's adaptive_avg_pool3d (unlike 1d/2d) rejects empty channels in a batched input.
+    empty_channels = "unbatched" if nd == 3 else True
+    x, layout, spatial = prepare_input(op, input, nd, channels_last, allow_empty_channels=empty_channels)
     out = _output_size(op, output_size, spatial)
+    if 0 in out:
+        return _empty_output(x, layout, out)
     bins = tuple(adaptive_bins(n, o) for n, o in zip(spatial, out))
     return mean_over_windows(x, bins, tuple(b.sizes for b in bins), layout)
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from jaxconv.functional import _args
-from jaxconv.functional import _dispatch
+from jaxconv.functional import _args, _dispatch
 from jaxconv.functional._dispatch import check_impl, implementation
 from jaxconv.functional._spec import conv_spec
 

@@ -104,14 +104,22 @@ class Layout:
 
 
 def prepare_input(op: str, input: Any, nd: int, channels_last: Any, *,
-                  allow_empty_channels: bool = False) -> tuple[jnp.ndarray, Layout, tuple[int, ...]]:
-    """Validates ``input``; returns it as a jax array, its `Layout` and its spatial shape."""
+                  allow_empty_channels: bool | str = False) -> tuple[jnp.ndarray, Layout, tuple[int, ...]]:
+    """Validates ``input``; returns it as a jax array, its `Layout` and its spatial shape.
+
+    ``allow_empty_channels``: whether the channel dim may be empty: ``True``
+    always, ``False`` never, ``"unbatched"`` only in an unbatched input (where
+    PyTorch sees it as a leading batch-like dim, as its adaptive max pools and
+    ``adaptive_avg_pool3d`` do).
+    """
     channels_last = check_flag(channels_last, "channels_last")
     x = _args.check_float_array(input, "input")
     layout = Layout(_args.check_rank(x, nd, "input", op), channels_last)
     shape = tuple(x.shape)
     channels = shape[-1] if channels_last else shape[-nd - 1]
     spatial = shape[-nd - 1:-1] if channels_last else shape[-nd:]
+    if allow_empty_channels == "unbatched":
+        allow_empty_channels = not layout.batched
     if any(n == 0 for n in spatial) or (channels == 0 and not allow_empty_channels):
         what = "spatial" if allow_empty_channels else "non-batch"
         raise ValueError(f"{op}: expected input to have non-zero size for {what} dimensions, got shape {shape}")

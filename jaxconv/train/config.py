@@ -19,6 +19,8 @@ class Field(NamedTuple):
     choices: tuple[Any, ...] | None = None
     optional: bool = False  # None allowed (a ``config_dict.placeholder``)
     minimum: float | None = None
+    maximum: float | None = None
+    below: float | None = None  # Exclusive upper bound.
 
 
 _INT, _FLOAT, _STR, _BOOL, _TUPLE = (int,), (int, float), (str,), (bool,), (tuple, list)
@@ -39,9 +41,9 @@ FIELDS: dict[str, Field] = {
     "momentum": Field(_FLOAT, minimum=0.0),
     "nesterov": Field(_BOOL),
     "weight_decay": Field(_FLOAT, minimum=0.0),
-    "b1": Field(_FLOAT, minimum=0.0),
-    "b2": Field(_FLOAT, minimum=0.0),
-    "rho": Field(_FLOAT, minimum=0.0),
+    "b1": Field(_FLOAT, minimum=0.0, below=1.0),  # torch.optim.Adam: 0 <= beta < 1.
+    "b2": Field(_FLOAT, minimum=0.0, below=1.0),
+    "rho": Field(_FLOAT, minimum=0.0, maximum=1.0),  # torch.optim.Adadelta: 0 <= rho <= 1.
     "eps": Field(_FLOAT, optional=True, minimum=0.0),
     "schedule": Field(_STR, SCHEDULES),
     "warmup_epochs": Field(_FLOAT, minimum=0.0),
@@ -85,6 +87,15 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"Config field {name!r} is {value!r}; choose one of {list(field.choices)}")
         if field.minimum is not None and value < field.minimum:
             raise ValueError(f"Config field {name!r} must be >= {field.minimum}, got {value!r}")
+        if field.maximum is not None and value > field.maximum:
+            raise ValueError(f"Config field {name!r} must be <= {field.maximum:g}, got {value!r}")
+        if field.below is not None and value >= field.below:
+            raise ValueError(f"Config field {name!r} must be < {field.below:g}, got {value!r}")
+    if config.schedule in ("cosine", "onecycle") and config.warmup_epochs > config.num_epochs:
+        raise ValueError(
+            f"Config field 'warmup_epochs' ({config.warmup_epochs}) must not exceed num_epochs "
+            f"({config.num_epochs}) for schedule {config.schedule!r}"
+        )
     if len(config.normalize_mean) != len(config.normalize_std):
         raise ValueError(
             f"normalize_mean {tuple(config.normalize_mean)} and normalize_std "

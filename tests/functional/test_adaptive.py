@@ -128,6 +128,46 @@ def test_channels_last_and_unbatched(name):
     np.testing.assert_allclose(want, getattr(tF, name)(torch.tensor(x), (2, None, 4)).numpy(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["adaptive_max_pool1d", "adaptive_avg_pool1d", "adaptive_max_pool2d",
+                                  "adaptive_avg_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool3d"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_zero_output_size_gives_empty_output_as_torch(name, batched):
+    """PyTorch returns an empty result for a 0 in output_size (it used to be rejected here)."""
+    nd = int(name[-2])
+    x = np.random.default_rng(0).standard_normal((2, 3, *(4,) * nd)[0 if batched else 1:]).astype(np.float32)
+    for output_size in [0, (0, *(2,) * (nd - 1))]:
+        want = getattr(tF, name)(torch.tensor(x), output_size)
+        got = getattr(F, name)(x, output_size)
+        assert got.shape == tuple(want.shape) and got.dtype == x.dtype
+        if name.startswith("adaptive_max"):
+            y, i = getattr(F, name)(x, output_size, True)
+            assert y.shape == i.shape == tuple(want.shape)
+        x_last = np.moveaxis(x, -nd - 1, -1)
+        assert getattr(F, name)(x_last, output_size, channels_last=True).shape == np.moveaxis(
+            want.numpy(), -nd - 1, -1).shape
+    g = jax.grad(lambda v: jnp.sum(getattr(F, name)(v, 0)))(jnp.asarray(x))
+    np.testing.assert_array_equal(_np(g), np.zeros_like(x))
+
+
+@pytest.mark.parametrize("name", ["adaptive_max_pool1d", "adaptive_avg_pool1d", "adaptive_max_pool2d",
+                                  "adaptive_avg_pool2d", "adaptive_max_pool3d", "adaptive_avg_pool3d"])
+@pytest.mark.parametrize("shape", [(0, 5), (2, 0, 5)], ids=["unbatched", "batched"])
+def test_empty_channels_follow_torch(name, shape):
+    """PyTorch allows C=0 in an unbatched input for every adaptive pool, in a batched one only
+    for adaptive_avg_pool1d/2d."""
+    nd = int(name[-2])
+    x = np.zeros(shape + (5,) * (nd - 1), np.float32)
+    try:
+        want = tuple(getattr(tF, name)(torch.tensor(x), 2).shape)
+    except RuntimeError:
+        with pytest.raises(ValueError, match="input"):
+            getattr(F, name)(x, 2)
+    else:
+        assert getattr(F, name)(x, 2).shape == want
+        assert getattr(F, name)(np.moveaxis(x, -nd - 1, -1), 2, channels_last=True).shape == np.moveaxis(
+            np.zeros(want), -nd - 1, -1).shape
+
+
 def test_empty_batch_and_avg_empty_channels():
     x = np.zeros((0, 2, 5, 5), np.float32)
     assert F.adaptive_max_pool2d(x, 2).shape == tuple(tF.adaptive_max_pool2d(torch.tensor(x), 2).shape)
@@ -180,7 +220,6 @@ def _torch(name):
 @pytest.mark.parametrize("name,x,args,kw,error,match,torch_rejects", [
     ("adaptive_avg_pool2d", X2, (-1,), {}, ValueError, "output_size", True),
     ("adaptive_max_pool2d", X2, ((2, -1),), {}, ValueError, "output_size", True),
-    ("adaptive_avg_pool2d", X2, (0,), {}, ValueError, "output_size", False),  # torch: empty output
     ("adaptive_avg_pool2d", X2, ((2, 3, 4),), {}, ValueError, "output_size", True),
     ("adaptive_max_pool2d", X2, ((3,),), {}, ValueError, "output_size", True),
     ("adaptive_max_pool1d", X2[0], ((2, 2),), {}, ValueError, "output_size", True),

@@ -1,5 +1,7 @@
 """impl="auto"'s decision table (`_dispatch.select_plan`) and the explicit plan syntax."""
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from jaxconv import functional as F
@@ -42,7 +44,7 @@ def test_explicit_plans_and_plain_names():
     assert _dispatch.select_plan("lax", spec) == Plan("lax")
     assert _dispatch.select_plan("eigen/autodiff/gemm", spec) == Plan("eigen", "autodiff", "gemm")
     assert _dispatch.select_impl("lax/lax/gemm", spec) == "lax"
-    assert F.select_impl("auto", spec, backend="cpu") == "eigen"
+    assert _dispatch.select_impl("auto", spec, backend="cpu") == "eigen"
     assert _dispatch.explain("auto", spec, w_shape=(4, 4, 3, 3), backend="cpu") == {
         "forward": "lax", "input_grad": "eigen", "weight_grad": "eigen"}
     assert not Plan("lax").custom and Plan("lax", "lax", "gemm").custom
@@ -72,3 +74,15 @@ def test_unsupported_forward_still_checked():
     x, w = np.zeros((1, 2, 8, 8), np.float32), np.zeros((2, 2, 3, 3), np.float32)
     with pytest.raises((ValueError, NotImplementedError)):
         F.conv2d(x, w, stride=2, impl="fft/lax/gemm")
+
+
+def test_public_explain_describes_a_call_by_its_arguments():
+    x, w = jax.ShapeDtypeStruct((128, 32, 26, 26), jnp.float32), jnp.zeros((64, 32, 3, 3))
+    assert F.explain("conv2d", x, w, padding=1) == dict(_dispatch.explain(
+        "auto", _spec((128, 32, 26, 26), (64, 32, 3, 3), padding=1), (128, 32, 26, 26), (64, 32, 3, 3)))
+    assert F.explain("conv2d", x, w, impl="lax") == {
+        "forward": "lax", "input_grad": "autodiff", "weight_grad": "autodiff"}
+    with pytest.raises(ValueError, match="op must be one of"):
+        F.explain("conv4d", x, w)
+    with pytest.raises(TypeError, match="output_padding"):
+        F.explain("conv2d", x, w, output_padding=1)
