@@ -5,7 +5,16 @@ reports; ``evaluate(config, workdir)`` scores a workdir's latest checkpoint.
 ``train.py`` at the repository root is the command-line front end.
 """
 
+from jaxconv.train.checkpoint import CheckpointRestoreError, CheckpointSaveError
 from jaxconv.train.config import validate
-from jaxconv.train.loop import NonFiniteLossError, evaluate, train_and_evaluate
+from jaxconv.train.loop import NonFiniteLossError, TrainingInterrupted, evaluate, train_and_evaluate
 
-__all__ = ["NonFiniteLossError", "evaluate", "train_and_evaluate", "validate"]
+__all__ = [
+    "CheckpointRestoreError",
+    "CheckpointSaveError",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
+    "evaluate",
+    "train_and_evaluate",
+    "validate",
+]

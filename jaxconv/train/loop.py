@@ -3,7 +3,10 @@
 A run lives in its workdir: ``config.json``, ``checkpoints/`` (orbax),
 ``metrics.jsonl``, ``tensorboard/``, ``curves.png``, ``summary.json`` and
 ``model.pt``. Running the same command again resumes from the latest
-checkpoint and continues exactly as an uninterrupted run would.
+checkpoint and continues exactly as an uninterrupted run would. SIGINT or
+SIGTERM during training stops it after the current step with a checkpoint
+saved (``TrainingInterrupted``); after ``kill -9`` the steps since the last
+checkpoint are trained again, identically.
 """
 
 import logging
@@ -18,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxconv import data, models
-from jaxconv.train import checkpoint, optim, parallel
+from jaxconv.train import checkpoint, interrupt, optim, parallel
 from jaxconv.train import config as config_lib
 from jaxconv.train import metrics as metrics_lib
 from jaxconv.train import state as state_lib
@@ -28,32 +31,53 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped because a step's loss or gradients were NaN or infinite."""
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped early on SIGINT or SIGTERM, after saving a checkpoint to resume from.
+
+    ``signal`` is the signal, ``step`` the steps trained, ``checkpoint`` the
+    saved checkpoint's directory (None if no step had been trained).
+    """
+
+    def __init__(self, message: str, *, signal, step: int, checkpoint: str | None):
+        super().__init__(message)
+        self.signal, self.step, self.checkpoint = signal, step, checkpoint
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-    """Trains ``config``'s recipe in ``workdir`` (resuming if it holds a checkpoint); returns the summary."""
+    """Trains ``config``'s recipe in ``workdir`` (resuming if it holds a checkpoint); returns the summary.
+
+    In the main thread, the first SIGINT or SIGTERM stops training after the
+    current step: the state is checkpointed (with its data position), the
+    save awaited, and TrainingInterrupted raised; running the same call again
+    resumes exactly. A second signal acts as usual (KeyboardInterrupt, or death).
+    """
     wall_start = time.perf_counter()
     config_lib.validate(config)
     workdir = _prepare_workdir(workdir)
     _record_config(config, workdir)
-    run = _Run(config, workdir)
-    try:
-        while run.step < run.last_step:
-            sums = run.train_epoch()
-            if run.step % run.steps_per_epoch == 0:
-                run.end_epoch(sums)
-        if run.tested_step != run.step:  # Cut short by max_steps mid-epoch, or nothing left to train.
-            run.evaluate()
-        if run.saved_step != run.step:
-            run.save(run.test)
-    finally:
-        run.close()
+    with interrupt.StopRequest() as stop:
+        run = _Run(config, workdir, stop)
+        try:
+            while run.step < run.last_step and stop.signal is None:
+                sums = run.train_epoch()
+                if run.step % run.steps_per_epoch == 0:
+                    run.end_epoch(sums)
+            if stop.signal is not None and run.step < run.last_step:
+                run.stop(stop.signal)
+            if run.tested_step != run.step:  # Cut short by max_steps mid-epoch, or nothing left to train.
+                run.evaluate()
+            if run.saved_step != run.step:
+                run.save(run.test)
+        finally:
+            run.close()
     return run.finish(time.perf_counter() - wall_start)
 
 
 class _Run:
     """One invocation of a training run: its data, compiled steps, state and bookkeeping."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str):
-        self.config, self.workdir = config, workdir
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str, stop: interrupt.StopRequest):
+        self.config, self.workdir, self.stop_request = config, workdir, stop
         (train_x, self.train_y), self.source = _load(config, "train")
         (test_x, self.test_y), _ = _load(config, "test")
         _say(f"data: {len(train_x)} train, {len(test_x)} test examples; {self.source}")
@@ -164,7 +188,7 @@ class _Run:
                 and not end_of_epoch
             ):
                 self.save()
-            if self.step >= self.last_step:
+            if self.step >= self.last_step or self.stop_request.signal is not None:
                 break
         bar.close()
         return sums
@@ -211,6 +235,23 @@ class _Run:
         }
         self.ckpts.save(self.step, self.runner.get_state(self.state), {**meta, **(test or {})}, metrics=test)
         self.saved_step = self.step
+
+    def stop(self, signal) -> None:
+        """Checkpoints the current step, waits for the write, says where it went, raises TrainingInterrupted."""
+        if self.saved_step != self.step:
+            self.save()
+        self.ckpts.wait()
+        kept = self.ckpts.latest_step()
+        path = None if kept is None else self.ckpts.step_path(kept)
+        where = (
+            "no step had been trained, so nothing was saved" if path is None else f"saved checkpoint {path}"
+        )
+        message = (
+            f"{signal.name}: training stopped at step {self.step} of {self.last_step}; {where}. "
+            "Run the same command again to resume."
+        )
+        _say(message)
+        raise TrainingInterrupted(message, signal=signal, step=self.step, checkpoint=path)
 
     def check_finite(self) -> None:
         """Raises NonFiniteLossError once a step went non-finite under ``on_nonfinite="stop"``."""
@@ -285,8 +326,10 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
     tx = optim.create_optimizer(config, optim.create_schedule(config, steps_per_epoch=1))
     template = state_lib.create(model, tx, config.seed, test_x.shape[1:])
     ckpts = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), read_only=True)
-    restored = ckpts.restore(template)
-    ckpts.close()
+    try:
+        restored = ckpts.restore(template)
+    finally:
+        ckpts.close()
     if restored is None:
         raise FileNotFoundError(f"no checkpoint in {ckpts.directory}")
     host_state, meta = restored

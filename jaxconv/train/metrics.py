@@ -54,11 +54,21 @@ def _plain(value: Any) -> Any:
 
 
 def read(path: str) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl``; [] if it does not exist."""
+    """All records of a ``metrics.jsonl``; [] if it does not exist.
+
+    A last line cut short (no newline: the writer was killed mid-write) is
+    left out; any other unparsable line raises.
+    """
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = f.readlines()
+    if lines and not lines[-1].endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            lines.pop()
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def rewind(path: str, step: int) -> None:

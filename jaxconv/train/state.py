@@ -31,7 +31,11 @@ def create(model, tx: optax.GradientTransformation, seed: int, input_shape: tupl
     """Initializes params (NCHW ``input_shape`` with batch 1) and optimizer state from ``seed``.
 
     One jitted computation: initializing op by op would compile every
-    parameter initializer separately.
+    parameter initializer separately. The params are drawn with the ``"rbg"``
+    PRNG (XLA's RngBitGenerator), keyed from the run's threefry root key:
+    XLA:CPU compiles threefry's per-parameter key derivation slowly (about 9 s
+    of a ConvNet's cold start, against about 3 s this way). The same seed gives
+    the same params for a given JAX version and backend.
     """
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     shapes = jax.eval_shape(
@@ -47,9 +51,8 @@ def create(model, tx: optax.GradientTransformation, seed: int, input_shape: tupl
     def init(seed):
         root = jax.random.PRNGKey(seed)
         init_key, dropout_init_key, dropout_key, shuffle_key = jax.random.split(root, 4)
-        variables = model.init(
-            {"params": init_key, "dropout": dropout_init_key}, jnp.zeros(x.shape, x.dtype), train=False
-        )
+        rbg_init_key = jax.random.wrap_key_data(jnp.concatenate([init_key, dropout_init_key]), impl="rbg")
+        variables = model.init({"params": rbg_init_key}, jnp.zeros(x.shape, x.dtype), train=False)
         params = variables["params"]
         return TrainState(
             step=jnp.zeros((), jnp.int32),
