@@ -5,6 +5,9 @@
              its Eigen kernels rather than YNNPACK (``_vjp._conv_off_ynn``).
 ``"shift"``  depthwise convolutions only: a sum of shifted, per-channel-scaled copies
              of the input (``_vjp.shift_conv``), elementwise work XLA fuses.
+``"toeplitz"`` ungrouped convolutions only: one GEMM of input rows with a banded
+             (Toeplitz) matrix built from the weight (``_vjp.toeplitz_conv``); also
+             an input-gradient rule (its autodiff: GEMMs and slice adjoints).
 ``"im2col"`` patches gathered by hand + one (batched-over-groups) GEMM; transposed
              convolution by GEMM into columns + col2im scatter-add.
 ``"fft"``    the convolution theorem (stride-1 convolutions only).
@@ -23,9 +26,16 @@ and keeps forward-mode differentiation available)::
     gpu/tpu      any                           lax      autodiff    autodiff
     cpu          depthwise (g > 1, cin/g = 1)  shift    autodiff    autodiff
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
-    cpu          2D                            eigen if cin/g >= 8 and max(C_in, C_out) > 16, else lax
+    cpu          2D, banded fit (below)        toeplitz if C_in*prod(k) <= 32, else as the next row
+                                                        toeplitz    eigen
+    cpu          2D                            eigen if cin/g >= 16 and max(C_in, C_out) > 16, else lax
                                                         lax if strided or transposed, else eigen
                                                                     gemm if grouped or transposed, else eigen
+
+"Banded fit": groups = 1, not transposed, stride and dilation 1, max(C_in, C_out)
+<= 20 and the padded last spatial dim at most 6x the kernel's (the band's zeros
+cost ``width/k`` times the convolution's multiplications). It needs the input
+shape (``x_shape``); without it the next row applies.
 
 Why (XLA:CPU, jax 0.10.2, default flags; ``python -m benchmarks.ops --rules``;
 ms per call, median of 3 interleaved rounds on a loaded 2-core AMD EPYC, so
@@ -37,9 +47,34 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   on the last dim) computes the same products, summed in Eigen's order.
   YNNPACK only takes 2D, so 1D/3D stay on plain lax.
 * With one input channel YNNPACK's forward is the fast one (mnist conv1 1->32:
-  3.9 lax vs 39.6 eigen), hence the ``cin/g >= 8`` threshold (measured at 1
-  and >= 16; 8 is a guess in between). XLA:CPU itself keeps convolutions with
-  at most 16 input and output channels off YNNPACK, so those stay plain lax.
+  3.9 lax vs 39.6 eigen), hence the ``cin/g >= 16`` threshold: at 10 input
+  channels lax still wins (convnet conv2 10->20 5x5 12x12 b128: 6.2 lax vs
+  10.1 eigen), at 32 eigen does (mnist conv2 137 lax vs 102 eigen, same run).
+  XLA:CPU itself keeps convolutions with at most 16 input and output channels
+  off YNNPACK, so those stay plain lax.
+* Few channels (the LeNet/ConvNet layers), batch 128, same run (loaded, ms)::
+
+      layer                     forward             input grad          weight grad
+                                lax  eigen toeplitz lax  eigen toeplitz lax   eigen gemm toeplitz
+      lenet5 c1  1->6  5x5 28   13.7 42.4  6.2      34.3 64.0  6.2      11.3  4.7  13.5  7.3
+      convnet c1 1->10 5x5 28   15.0 45.4  9.1      36.1 70.1  9.3      15.3  6.3  13.1  10.7
+      lenet5 c2  6->16 5x5 12   3.4  7.1   4.5      13.1 14.5  4.2      5.5   2.9  8.7   6.2
+      convnet c2 10->20 5x5 12  6.2  10.1  7.6      25.0 27.1  7.2      6.6   6.9  12.8  10.1
+      mnist c1   1->32 3x3 28   9.2  25.4  21.1     20.0 25.2  22.8     24.2  10.3 26.6  19.8
+      5x5 32->64 p2 32x32 b32   119  108   815      110  117   820      741   125  242   832
+
+  XLA's convolution of a few channels (above all one input channel) runs at
+  1-2 GFLOP/s; the banded GEMM does ``width/k`` times the multiplications
+  (5.6x for 28/5, 2.4x for 12/5) at GEMM speed. It wins the input gradient
+  up to 20 channels and width/k 5.6, and the forward with one input channel
+  (``C_in*prod(k)`` 25; at 150 lax wins); it loses at width/k 9.3 (mnist
+  conv1, 28/3) and with many channels (the 5x5 32->64 row). The thresholds
+  (20 channels, 6x, 32) sit at the largest measured wins. Training step
+  (Adam, batch 128, together with ``_vjp``'s sliced max pool; three loaded
+  same-run measurements): lenet5 1.59-1.77x and convnet 1.71-2.0x faster than
+  the previous table (cin/g >= 8, no toeplitz, reshape max pool), forward
+  2.6-2.95x / 2.07x; mnist_net step unchanged (no banded fit), forward 1.19x
+  (the pool).
 * Depthwise: every XLA convolution is slow (forward 195 lax, 512 eigen;
   input grad 136 / 540; weight grad 93 / 130; gemm 800). "shift" does it as
   fused elementwise work: fwd+bwd 0.56x PyTorch (lax) -> 1.79x (shift), forward
@@ -68,17 +103,28 @@ YNNPACK (for that jit only); the plans above make that unnecessary for convs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import jax
 
 from jaxconv.functional._spec import ConvSpec
-from jaxconv.functional._vjp import INPUT_GRAD_RULES, WEIGHT_GRAD_RULES, Plan, conv_with_plan
+from jaxconv.functional._vjp import (
+    INPUT_GRAD_RULES,
+    WEIGHT_GRAD_RULES,
+    Plan,
+    adjoint_spec,
+    check_toeplitz,
+    conv_with_plan,
+)
 
-IMPLS = ("auto", "lax", "eigen", "shift", "im2col", "fft")
-FORWARDS = ("lax", "eigen", "shift", "im2col", "fft")
-MIN_EIGEN_CHANNELS = 8  # input channels per group from which "eigen" beats YNNPACK's forward
-YNN_MIN_CHANNELS = 16   # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
+IMPLS = ("auto", "lax", "eigen", "shift", "toeplitz", "im2col", "fft")
+FORWARDS = ("lax", "eigen", "shift", "toeplitz", "im2col", "fft")
+MIN_EIGEN_CHANNELS = 16  # input channels per group from which "eigen" beats YNNPACK's forward
+YNN_MIN_CHANNELS = 16    # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
+TOEPLITZ_MAX_CHANNELS = 20  # "toeplitz" input grad only for max(C_in, C_out) up to this
+TOEPLITZ_MAX_WASTE = 6      # ... and a padded last dim at most this many times the kernel's
+TOEPLITZ_MAX_FORWARD_K = 32  # "toeplitz" forward only for C_in * prod(kernel) up to this
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -122,10 +168,13 @@ def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return Plan("lax")
-    return _cpu_plan(spec, w_shape)
+    if _cpu_plan is not _CPU_PLAN:  # replaced by a (spec, w_shape) rule, as benchmarks.train.auto_as does
+        return _cpu_plan(spec, w_shape)
+    return _cpu_plan(spec, w_shape, x_shape, channels_last)
 
 
-def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None) -> Plan:
+def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
+              x_shape: Sequence[int] | None = None, channels_last: bool = False) -> Plan:
     """The CPU rows of the decision table in the module docstring."""
     if w_shape is None:
         cin_per_group, channels = 2 * MIN_EIGEN_CHANNELS, 2 * YNN_MIN_CHANNELS
@@ -144,9 +193,29 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None) -> Plan:
     strided = any(s > 1 for s in spec.stride)
     dx = "lax" if strided or spec.transposed else "eigen"
     dw = "gemm" if gemm_dw else "eigen"
+    if _toeplitz_fits(spec, w_shape, x_shape, channels_last):
+        dx = "toeplitz"
+        if cin_per_group * math.prod(w_shape[2:]) <= TOEPLITZ_MAX_FORWARD_K:
+            forward = "toeplitz"
     if not spec.transposed:  # a rule named after the forward is its autodiff: keep jvp working
         dx, dw = ("autodiff" if r == forward else r for r in (dx, dw))
     return Plan(forward, dx, dw)
+
+
+_CPU_PLAN = _cpu_plan
+
+
+def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,
+                   channels_last: bool) -> bool:
+    """Few channels, ungrouped, stride/dilation 1, and a last dim short against the kernel."""
+    if (w_shape is None or x_shape is None or spec.transposed or spec.groups != 1
+            or any(s != 1 for s in spec.stride) or any(d != 1 for d in spec.dilation)):
+        return False
+    if max(w_shape[0], w_shape[1]) > TOEPLITZ_MAX_CHANNELS:
+        return False
+    width = x_shape[-2] if channels_last else x_shape[-1]
+    lo, hi = spec.padding[-1]
+    return width + lo + hi <= TOEPLITZ_MAX_WASTE * w_shape[-1]
 
 
 def explain(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
@@ -171,6 +240,8 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
     def run(x, w, spec, channels_last):
         plan = select_plan(impl, spec, x.shape, w.shape, channels_last)
         _check_supported(plan.forward, spec, op)
+        if plan.input_grad == "toeplitz":
+            check_toeplitz(adjoint_spec(spec) if spec.transposed else spec, op)
         return conv_with_plan(plan)(x, w, spec, channels_last)
 
     if impl != "auto":
@@ -184,6 +255,9 @@ def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
     if forward == "shift":
         if spec.transposed:
             raise ValueError(f"{op}: impl 'shift' computes depthwise convolutions, not transposed ones")
+        return
+    if forward == "toeplitz":
+        check_toeplitz(spec, op)
         return
     if forward == "eigen":
         return

@@ -44,8 +44,9 @@ gradients (Hessian-vector products by reverse-over-reverse) work. Forward-mode
 custom rules needs ``impl="lax"``/``"eigen"`` (plain autodiff) for that.
 
 `tiled_max_pool` is max pooling over windows that tile the input (stride ==
-kernel), as a reshape + max with a backward that selects PyTorch's argmax by
-comparison instead of gather/scatter.
+kernel), as strided slices + elementwise max (or a reshape + max for large
+windows) with a backward that selects PyTorch's argmax by comparison instead
+of gather/scatter.
 """
 
 from __future__ import annotations
@@ -59,21 +60,22 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxconv.functional import _lax
 from jaxconv.functional._spec import ConvSpec
 
-INPUT_GRAD_RULES = ("autodiff", "lax", "eigen")
+INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz")
 WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm")
-_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None}
+_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None, "toeplitz": None}
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """How one conv call is computed: forward algorithm and the two gradient rules."""
 
-    forward: str                  # "lax" | "eigen" | "im2col" | "fft"
+    forward: str                  # "lax" | "eigen" | "shift" | "toeplitz" | "im2col" | "fft"
     input_grad: str = "autodiff"  # one of INPUT_GRAD_RULES
     weight_grad: str = "autodiff"  # one of WEIGHT_GRAD_RULES
 
@@ -97,6 +99,9 @@ def forward_fn(name: str, spec: ConvSpec) -> Callable:
         if spec.transposed:
             raise NotImplementedError("impl 'shift' computes depthwise convolutions, not transposed ones")
         return shift_conv
+    if name == "toeplitz":
+        check_toeplitz(spec)
+        return toeplitz_conv
     module = importlib.import_module(f"jaxconv.functional.{_MODULES[name]}")
     return module.conv_transpose if spec.transposed else module.conv
 
@@ -185,6 +190,74 @@ def shift_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     return y
 
 
+def check_toeplitz(spec: ConvSpec, op: str = "conv") -> None:
+    """``"toeplitz"`` computes ungrouped, non-transposed convolutions (as a forward)."""
+    if spec.transposed:
+        raise NotImplementedError(f"{op}: impl 'toeplitz' computes convolutions, not transposed ones")
+    if spec.groups != 1:
+        raise NotImplementedError(f"{op}: impl 'toeplitz' computes ungrouped convolutions (groups=1), "
+                                  f"got groups={spec.groups}")
+
+
+def toeplitz_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """Convolution (``groups == 1``) as one GEMM of input rows with a banded (Toeplitz) weight.
+
+    Along the last spatial dim (padded length ``V``, ``U`` outputs, kernel ``k``,
+    stride ``s``, dilation ``d``) the convolution is a ``V x U`` matrix per
+    (input channel, output channel, kernel offset ``j``): the one-hot band
+    ``E[j, v, u] = [v == u*s + j*d]`` times ``w[..., j]``. With the leading
+    spatial dims gathered as in im2col (one strided slice per leading kernel
+    offset ``i``, the last dim kept whole)::
+
+        R[n, c, i, b, v] = x_pad[n, c, b*s' + i*d', v]            (b: leading output blocks)
+        T[c, i, v, o, u] = sum_j w[o, c, i, j] * E[j, v, u]
+        y[n, o, b, u]    = sum_{c, i, v} R[n, c, i, b, v] * T[c, i, v, o, u]
+
+    one (N*B, C*K_lead*V) @ (C*K_lead*V, O*U) GEMM. It does ``V/k`` times the
+    convolution's multiplications (the band's zeros), but at GEMM speed, where
+    XLA:CPU's convolution of few channels (one input channel above all) runs
+    far below it, and its autodiff is GEMMs too: the input gradient is
+    ``dY @ T^T`` scattered back by the slices' adjoint (``_dispatch``). The
+    band's zeros would also multiply non-finite values (``0 * inf = nan``
+    spreading along a whole output row), so when ``x`` or ``w`` holds an
+    ``inf``/``nan`` the call computes XLA's convolution instead (a `lax.cond`
+    on their finiteness): non-finite values reach exactly the outputs they
+    reach in PyTorch.
+    """
+    return lax.cond(all_finite(x, w), lambda: _toeplitz_gemm(x, w, spec, channels_last),
+                    lambda: _lax.conv(x, w, spec, channels_last))
+
+
+def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
+    """Scalar bool: every element of every array is finite."""
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(a).all() for a in arrays])
+
+
+def _toeplitz_gemm(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """`toeplitz_conv`'s banded GEMM, for finite ``x`` and ``w``."""
+    if channels_last:
+        x = jnp.moveaxis(x, -1, 1)
+    n, c = x.shape[:2]
+    o, _, *kernel = w.shape
+    blocks = spec.out_spatial(x.shape[2:], kernel)
+    x_pad = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    v = x_pad.shape[-1]
+    rows = []
+    for i in itertools.product(*(range(k) for k in kernel[:-1])):
+        start = [0, 0, *(ii * d for ii, d in zip(i, spec.dilation)), 0]
+        limit = [n, c, *(st + (b - 1) * s + 1 for st, b, s in zip(start[2:-1], blocks, spec.stride)), v]
+        rows.append(lax.slice(x_pad, start, limit, (1, 1, *spec.stride[:-1], 1)))
+    k_lead, b_lead = math.prod(kernel[:-1]), math.prod(blocks[:-1])
+    r = jnp.stack(rows, axis=2).reshape(n, c, k_lead, b_lead, v)
+    k, s, d, u = kernel[-1], spec.stride[-1], spec.dilation[-1], blocks[-1]
+    band = np.zeros((k, v, u), np.float32)
+    for j in range(k):
+        band[j, np.arange(u) * s + j * d, np.arange(u)] = 1
+    t = jnp.einsum("ocij,jvu->civou", w.reshape(o, c, k_lead, k), jnp.asarray(band, w.dtype))
+    y = jnp.einsum("ncibv,civou->nobu", r, t).reshape(n, o, *blocks)
+    return jnp.moveaxis(y, 1, -1) if channels_last else y
+
+
 def adjoint_spec(spec: ConvSpec) -> ConvSpec:
     """The convolution whose input-adjoint is the transposed convolution ``spec``."""
     return ConvSpec(spec.nd, spec.stride, spec.padding, spec.dilation, spec.groups)
@@ -225,14 +298,21 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
 
 
 def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """``rule`` "lax"/"eigen": XLA's transposed convolution of that formulation."""
-    if rule not in ("lax", "eigen"):
+    """``rule`` "lax"/"eigen": XLA's transposed convolution of that formulation;
+    "toeplitz": autodiff of `toeplitz_conv` (GEMM with the band's transpose, then
+    the row slices' adjoint)."""
+    if rule not in ("lax", "eigen", "toeplitz"):
         raise ValueError(f"no input-gradient rule {rule!r}")
     if spec.transposed:
-        conv = _lax.conv if rule == "lax" else eigen_conv
+        conv = {"lax": _lax.conv, "eigen": eigen_conv, "toeplitz": toeplitz_conv}[rule]
+        if rule == "toeplitz":
+            check_toeplitz(adjoint_spec(spec))
         return conv(dy, w, adjoint_spec(spec), channels_last)
     fn = forward_fn(rule, spec)
-    return jax.vjp(lambda x_: fn(x_, w, spec, channels_last), x)[1](dy)[0]
+    dx = lambda f: jax.vjp(lambda x_: f(x_, w, spec, channels_last), x)[1](dy)[0]  # noqa: E731
+    if rule == "toeplitz":  # The band's transpose would spread a non-finite dy: see toeplitz_conv.
+        return lax.cond(all_finite(dy), lambda: dx(fn), lambda: dx(_lax.conv))
+    return dx(fn)
 
 
 def weight_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
@@ -287,16 +367,89 @@ def tiled_max_pool(x_NCS: jnp.ndarray, args) -> jnp.ndarray | None:
     ``args`` has ``kernel``, ``stride``, ``padding``, ``dilation`` and ``out``
     (per spatial dim, as ``pooling._PoolArgs``). Applies when ``stride ==
     kernel``, no padding, no dilation and every window is complete (``out*k <=
-    L``; a trailing remainder is ignored as PyTorch does). The windows are then a
-    reshape ``(N, C, o_1, k_1, o_2, k_2, ...)`` of the cropped input, reduced with
-    ``max`` — no gather, and a backward without scatter (`_tiled_max_pool`).
+    L``; a trailing remainder is ignored as PyTorch does). Windows of at most
+    `SLICED_MAX_WINDOW` elements are then ``prod(kernel)`` strided slices of the
+    input, one per window position, reduced with an elementwise ``maximum``
+    (`_sliced_max_pool`); larger ones a reshape ``(N, C, o_1, k_1, o_2, k_2,
+    ...)`` of the cropped input reduced with ``max`` (`_tiled_max_pool`). No
+    gather either way, and a backward without scatter.
     """
     kernel, spatial = tuple(args.kernel), x_NCS.shape[2:]
     if (tuple(args.stride) != kernel or any(args.padding)
             or any(d != 1 and k != 1 for d, k in zip(args.dilation, kernel))
             or any(o * k > n for o, k, n in zip(args.out, kernel, spatial))):
         return None
+    if math.prod(kernel) <= SLICED_MAX_WINDOW:
+        return _sliced_max_pool(x_NCS, kernel)
     return _tiled_max_pool(x_NCS, kernel)
+
+
+SLICED_MAX_WINDOW = 9  # largest window _sliced_max_pool unrolls into slices (measured: 2x2)
+
+
+def _window_slices(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> list[jnp.ndarray]:
+    """Element ``j`` of every window, ``j`` over window positions in row-major order: the
+    strided slices ``x[:, :, j_1::k_1, j_2::k_2, ...]`` cropped to ``out = L // k`` blocks."""
+    out = [n // k for n, k in zip(x_NCS.shape[2:], kernel)]
+    return [lax.slice(x_NCS, (0, 0, *j), (*x_NCS.shape[:2], *(ji + (o - 1) * k + 1 for ji, o, k in zip(j, out, kernel))),
+                      (1, 1, *kernel))
+            for j in itertools.product(*(range(k) for k in kernel))]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def _sliced_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
+    """``y = max over each window`` as a chain of elementwise maxima of `_window_slices`.
+
+    ``jnp.maximum`` propagates NaN, so a window holding one gives NaN (PyTorch's
+    max pool). Slices and maxima are elementwise work that XLA fuses with the
+    producer (the conv's bias and ReLU) in whatever layout it picks, where the
+    reshape of `_tiled_max_pool` pins (N, C, ...) and costs transposes.
+    """
+    y, *rest = _window_slices(x_NCS, kernel)
+    for t in rest:
+        y = jnp.maximum(y, t)
+    return y
+
+
+def _sliced_max_pool_fwd(x_NCS, kernel):
+    y = _sliced_max_pool(x_NCS, kernel)
+    return y, (x_NCS, y)
+
+
+def _sliced_max_pool_bwd(kernel, res, dy):
+    """dx = dy at PyTorch's argmax of each window, 0 elsewhere.
+
+    Position ``j`` is the argmax where it equals the max and no earlier one
+    does, or, in a window whose max is NaN, where it is NaN and no later one
+    is. Each position's share is put back in place by the adjoint of its
+    strided slice (``lax.pad`` with interior padding ``k - 1``); the shares
+    are disjoint, so their sum is dx.
+    """
+    x_NCS, y = res
+    slices = _window_slices(x_NCS, kernel)
+    y_nan = jnp.isnan(y)
+    first, seen = [], None
+    for t in slices:
+        hit = t == y
+        first.append(hit if seen is None else hit & ~seen)
+        seen = hit if seen is None else seen | hit
+    last_nan, seen = [None] * len(slices), None
+    for i in reversed(range(len(slices))):
+        hit = jnp.isnan(slices[i])
+        last_nan[i] = hit if seen is None else hit & ~seen
+        seen = hit if seen is None else seen | hit
+    zero = jnp.zeros((), dy.dtype)
+    dx = None
+    for j, f, n in zip(itertools.product(*(range(k) for k in kernel)), first, last_nan):
+        share = jnp.where(jnp.where(y_nan, n, f), dy, zero)
+        pads = [(0, 0, 0)] * 2 + [(ji, size - ji - (o - 1) * k - 1, k - 1)
+                                  for ji, o, k, size in zip(j, y.shape[2:], kernel, x_NCS.shape[2:])]
+        placed = lax.pad(share, zero, pads)
+        dx = placed if dx is None else dx + placed
+    return (dx,)
+
+
+_sliced_max_pool.defvjp(_sliced_max_pool_fwd, _sliced_max_pool_bwd)
 
 
 def _windows(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:

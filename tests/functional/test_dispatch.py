@@ -29,7 +29,14 @@ def test_cpu_decision_table():
     assert _plan((8, 32, 26, 26), (64, 32, 3, 3)) == Plan("eigen")
     assert _plan((8, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == Plan("eigen", "lax", "autodiff")
     assert _plan((8, 1, 28, 28), (32, 1, 3, 3)) == Plan("lax", "eigen", "eigen")       # few input channels
-    assert _plan((8, 10, 12, 12), (16, 10, 5, 5)) == Plan("lax", "eigen", "eigen")     # XLA keeps it off YNNPACK
+    assert _plan((8, 16, 12, 12), (32, 16, 5, 5)) == Plan("eigen")                     # 16 channels: eigen
+    assert _plan((8, 10, 12, 12), (20, 10, 5, 5)) == Plan("lax", "toeplitz", "eigen")  # convnet conv2
+    assert _plan((8, 6, 12, 12), (16, 6, 5, 5)) == Plan("lax", "toeplitz", "eigen")    # lenet5 conv2
+    assert _plan((8, 1, 28, 28), (6, 1, 5, 5)) == Plan("toeplitz", "autodiff", "eigen")  # lenet5 conv1
+    assert _plan((8, 1, 28, 28), (10, 1, 5, 5)) == Plan("toeplitz", "autodiff", "eigen")  # convnet conv1
+    assert _plan((8, 1, 32, 32), (6, 1, 5, 5)) == Plan("lax", "eigen", "eigen")        # width > 6x kernel
+    assert _plan((8, 1, 28, 28), (6, 1, 5, 5), stride=2) == Plan("lax", "autodiff", "eigen")
+    assert _plan((8, 6, 28, 28), (16, 6, 5, 5), padding=2) == Plan("lax", "eigen", "eigen")
     assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("eigen", "autodiff", "gemm")
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift")           # depthwise
     assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift")
@@ -37,6 +44,21 @@ def test_cpu_decision_table():
                  transposed=True) == Plan("eigen", "lax", "gemm")
     assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK
     assert _plan((8, 64, 256), (64, 16, 5), groups=4) == Plan("lax", "autodiff", "gemm")
+
+
+def test_toeplitz_needs_the_input_shape_and_no_groups():
+    spec = _spec((8, 1, 28, 28), (6, 1, 5, 5))
+    assert _dispatch.select_plan("auto", spec, w_shape=(6, 1, 5, 5), backend="cpu") == Plan("lax", "eigen", "eigen")
+    x = jnp.zeros((1, 1, 28, 28))
+    assert F.explain("conv2d", jnp.zeros((1, 28, 28, 1)), jnp.zeros((6, 1, 5, 5)), channels_last=True) == {
+        "forward": "toeplitz", "input_grad": "autodiff", "weight_grad": "eigen"}
+    assert _plan((8, 4, 12, 12), (8, 2, 5, 5), groups=2).input_grad != "toeplitz"
+    with pytest.raises(NotImplementedError, match="groups"):
+        F.conv2d(jnp.zeros((1, 2, 8, 8)), jnp.zeros((2, 1, 3, 3)), groups=2, impl="toeplitz")
+    with pytest.raises(NotImplementedError, match="groups"):
+        F.conv2d(jnp.zeros((1, 2, 8, 8)), jnp.zeros((2, 1, 3, 3)), groups=2, impl="lax/toeplitz/eigen")
+    with pytest.raises(NotImplementedError, match="transposed"):
+        F.conv_transpose2d(x, jnp.zeros((1, 2, 3, 3)), impl="toeplitz")
 
 
 def test_explicit_plans_and_plain_names():
@@ -59,7 +81,7 @@ def test_plain_convs_keep_forward_mode():
     assert np.allclose(y, t)
 
 
-@pytest.mark.parametrize("bad", ["LAX", "lax/gemm", "lax/gemm/lax", "toeplitz/lax/lax", "lax/lax/fft", ""])
+@pytest.mark.parametrize("bad", ["LAX", "lax/gemm", "lax/gemm/lax", "banded/lax/lax", "lax/lax/toeplitz", "lax/lax/fft", ""])
 def test_bad_impl_names_are_rejected(bad):
     with pytest.raises(ValueError, match="impl"):
         _dispatch.check_impl(bad)

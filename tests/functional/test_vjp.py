@@ -1,5 +1,6 @@
 """Custom-VJP plans (``_vjp``) against PyTorch: forward, gradients, Hessian-vector products, max pool."""
 
+import re
 import types
 
 import jax
@@ -34,6 +35,8 @@ LAYERS = [
     ("conv2d", (2, 16, 7, 8), (6, 8, 3, 3), dict(stride=2, padding=(1, 0), groups=2, dilation=(1, 2))),
     ("conv_transpose2d", (2, 8, 5, 4), (8, 3, 3, 2), dict(stride=2, padding=1, output_padding=1)),
     ("conv1d", (2, 4, 9), (6, 2, 3), dict(groups=2, stride=2)),
+    ("conv2d", (2, 3, 9, 9), (5, 3, 3, 3), {}),              # toeplitz forward, eigen dw
+    ("conv2d", (2, 6, 10, 10), (4, 6, 3, 3), dict(padding=1)),  # lax forward, toeplitz dx
 ]
 
 
@@ -60,11 +63,59 @@ def test_hessian_vector_product_matches_lax_and_torch(op, xs, ws, kw):
                                  (tx, tw), create_graph=True)
     t_hx, t_hw = torch.autograd.grad((gx * torch.tensor(vx)).sum() + (gw * torch.tensor(vw)).sum(), (tx, tw))
     ref = hvp("lax")
-    for impl in ["auto"]:  # custom rules on all four layers (eigen dx/dw, gemm dw)
+    for impl in ["auto"]:  # custom rules on all layers (eigen dx/dw, gemm dw, toeplitz)
         got = hvp(impl)
         for a, b, t in zip(got, ref, (t_hx, t_hw)):
             assert rel_error(a, b) <= RTOL, impl
             assert rel_error(a, t.numpy()) <= RTOL, impl
+
+
+def _ungrouped_cases(seed, transposed, impl, count):
+    """``count`` random ``groups=1`` calls per dimensionality (``conv_cases``' generator)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for nd in (1, 2, 3):
+        kept = 0
+        while kept < count:
+            case = conv_cases.conv_case(rng, nd, impl, transposed=transposed)
+            if re.search(r"groups=1\b", case.desc):
+                out.append(case)
+                kept += 1
+    return out
+
+
+TOEPLITZ_CASES = (_ungrouped_cases(40, False, "toeplitz", 3) + _ungrouped_cases(41, False, "lax/toeplitz/eigen", 2)
+                  + _ungrouped_cases(42, True, "lax/toeplitz/gemm", 2))
+
+
+@pytest.mark.parametrize("case", TOEPLITZ_CASES, ids=lambda c: f"{c.op}-{c.impl}-{c.desc}")
+def test_toeplitz_matches_torch(case):
+    """The banded-GEMM forward and input-gradient rule, any stride/dilation/padding/layout, 1D-3D."""
+    result = compare(case)
+    assert result.forward <= RTOL, result
+    assert result.gradient <= RTOL, result
+
+
+@pytest.mark.parametrize("where", ["input", "weight", "grad_output"])
+def test_toeplitz_keeps_torch_nonfinite_pattern(where):
+    """The band's zeros must not spread an inf/nan: NaN/inf land where PyTorch puts them."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, 9, 11)).astype(np.float32), rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    dy = np.ones((2, 4, 7, 9), np.float32)
+    {"input": x, "weight": w, "grad_output": dy}[where][0, 0, 1, 2] = np.inf
+    if where == "input":
+        x[1, 2, 5, 1] = np.nan
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt)
+    yt.backward(torch.tensor(dy))
+    y, vjp = jax.vjp(lambda a, b: F.conv2d(a, b, impl="toeplitz/toeplitz/lax"), x, w)
+    dx, dw = vjp(jnp.asarray(dy))
+    for got, want in [(y, yt.detach()), (dx, xt.grad), (dw, wt.grad)]:
+        got, want = np.asarray(got), want.numpy()
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        finite = np.isfinite(want)
+        assert rel_error(got[finite], want[finite]) < 1e-5
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -93,9 +144,11 @@ def _pool_args(kernel, spatial):
                                  out=tuple(n // k for n, k in zip(spatial, kernel)))
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_tiled_max_pool_matches_torch(seed):
+@pytest.mark.parametrize("sliced_max", [0, 27], ids=["reshape", "slices"])
+@pytest.mark.parametrize("seed", range(6))
+def test_tiled_max_pool_matches_torch(seed, sliced_max, monkeypatch):
     """Ties go to the first max in row-major window order, NaN windows to the last NaN, remainders are dropped."""
+    monkeypatch.setattr(_vjp, "SLICED_MAX_WINDOW", sliced_max)
     rng = np.random.default_rng(seed)
     nd = 1 + seed % 3
     kernel = tuple(int(k) for k in rng.integers(1, 4, size=nd))
