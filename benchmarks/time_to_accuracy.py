@@ -77,19 +77,10 @@ def load_config(path: str):
 
 
 def _evaluate(runner, params, images, labels, batch_size: int) -> dict[str, float]:
-    """Test loss, correct and example counts over the whole split (as the trainer's ``_evaluate``)."""
-    import jax
+    """Test loss, correct and example counts over the whole split (the trainer's own evaluation)."""
+    from jaxconv.train import loop
 
-    from jaxconv import data
-
-    outputs = [
-        runner.eval_step(params, runner.put_batch({"image": x, "label": y, "mask": m}))
-        for x, y, m in data.eval_batches(images, labels, batch_size=batch_size)
-    ]
-    totals = {
-        k: sum(float(runner.get_metrics(o)[k]) for o in jax.device_get(outputs))
-        for k in ("loss_sum", "correct", "count")
-    }
+    totals = loop.evaluation_totals(runner, params, images, labels, batch_size)
     return {
         "test_loss": totals["loss_sum"] / totals["count"],
         "correct": int(totals["correct"]),

@@ -168,8 +168,6 @@ def select_plan(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
     backend = backend or jax.default_backend()
     if backend != "cpu":
         return Plan("lax")
-    if _cpu_plan is not _CPU_PLAN:  # replaced by a (spec, w_shape) rule, as benchmarks.train.auto_as does
-        return _cpu_plan(spec, w_shape)
     return _cpu_plan(spec, w_shape, x_shape, channels_last)
 
 
@@ -200,9 +198,6 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
     if not spec.transposed:  # a rule named after the forward is its autodiff: keep jvp working
         dx, dw = ("autodiff" if r == forward else r for r in (dx, dw))
     return Plan(forward, dx, dw)
-
-
-_CPU_PLAN = _cpu_plan
 
 
 def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,

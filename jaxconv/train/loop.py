@@ -426,18 +426,26 @@ def _eval_example(images: np.ndarray, labels: np.ndarray, batch_size: int) -> di
     return {"image": x, "label": y, "mask": mask}
 
 
-def _evaluate(
+def evaluation_totals(
     runner: parallel.Runner, params, images: np.ndarray, labels: np.ndarray, batch_size: int
 ) -> dict[str, float]:
-    """Test loss and accuracy, each example counted once (the padded last batch is masked)."""
+    """Summed test ``loss_sum``, ``correct`` and ``count``, each example counted once (the padded
+    last batch is masked)."""
     outputs = [
         runner.eval_step(params, runner.put_batch({"image": x, "label": y, "mask": m}))
         for x, y, m in data.eval_batches(images, labels, batch_size=batch_size)
     ]
-    totals = {
+    return {
         k: sum(float(runner.get_metrics(o)[k]) for o in jax.device_get(outputs))
         for k in ("loss_sum", "correct", "count")
     }
+
+
+def _evaluate(
+    runner: parallel.Runner, params, images: np.ndarray, labels: np.ndarray, batch_size: int
+) -> dict[str, float]:
+    """Test loss and accuracy (`evaluation_totals` as means)."""
+    totals = evaluation_totals(runner, params, images, labels, batch_size)
     return {
         "test_loss": totals["loss_sum"] / totals["count"],
         "test_accuracy": totals["correct"] / totals["count"],

@@ -114,18 +114,24 @@ def test_fresh_processes_train_bit_identical_states(reference, small_mnist, tmp_
     _assert_same_run(tmp_path / "run", reference)
 
 
-def test_sigterm_saves_exits_0_and_rerun_resumes_exactly(reference, small_mnist, tmp_path):
-    workdir, args = tmp_path / "run", _args(small_mnist, tmp_path / "run")
-    proc = _start(args, tmp_path / "first.log", delay=DELAY)
-    _wait_until_trained(proc, workdir, 6, tmp_path / "first.log")
-    proc.send_signal(signal.SIGTERM)
+def _interrupt(args, workdir, log, after_step: int, sig: signal.Signals) -> tuple[int, str, int]:
+    """Starts a slowed run, sends ``sig`` once ``after_step`` steps are logged; returns its exit
+    status, output and last trained step, asserting that step was finished and checkpointed."""
+    proc = _start(args, log, delay=DELAY)
+    _wait_until_trained(proc, workdir, after_step, log)
+    proc.send_signal(sig)
     status = proc.wait(timeout=TIMEOUT)
-    out = (tmp_path / "first.log").read_text()
-    assert status == 0, out[-4000:]
     stopped = max(_train_steps(workdir))
-    assert 6 <= stopped < STEPS
     # The step the signal interrupted was finished and saved: nothing to train again.
     assert checkpoint.Checkpoints(str(workdir / "checkpoints"), read_only=True).latest_step() == stopped
+    return status, log.read_text(), stopped
+
+
+def test_sigterm_saves_exits_0_and_rerun_resumes_exactly(reference, small_mnist, tmp_path):
+    workdir, args = tmp_path / "run", _args(small_mnist, tmp_path / "run")
+    status, out, stopped = _interrupt(args, workdir, tmp_path / "first.log", 6, signal.SIGTERM)
+    assert status == 0, out[-4000:]
+    assert 6 <= stopped < STEPS
     saved = workdir / "checkpoints" / str(stopped)
     assert f"SIGTERM: training stopped at step {stopped} of {STEPS}; saved checkpoint {saved}." in out
     assert "Run the same command again to resume." in out
@@ -139,14 +145,8 @@ def test_sigterm_saves_exits_0_and_rerun_resumes_exactly(reference, small_mnist,
 
 def test_sigint_saves_and_exits_130(small_mnist, tmp_path):
     workdir = tmp_path / "run"
-    proc = _start(_args(small_mnist, workdir), tmp_path / "log", delay=DELAY)
-    _wait_until_trained(proc, workdir, 2, tmp_path / "log")
-    proc.send_signal(signal.SIGINT)
-    status = proc.wait(timeout=TIMEOUT)
-    out = (tmp_path / "log").read_text()
+    status, out, stopped = _interrupt(_args(small_mnist, workdir), workdir, tmp_path / "log", 2, signal.SIGINT)
     assert status == 130, out[-4000:]
-    stopped = max(_train_steps(workdir))
-    assert checkpoint.Checkpoints(str(workdir / "checkpoints"), read_only=True).latest_step() == stopped
     assert f"SIGINT: training stopped at step {stopped} of {STEPS}" in out
     assert "KeyboardInterrupt" not in out
 
