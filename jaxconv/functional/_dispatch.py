@@ -3,8 +3,10 @@
 ``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution), XLA autodiff.
 ``"eigen"``  the same XLA convolution rewritten (exactly) so that XLA:CPU runs it on
              its Eigen kernels rather than YNNPACK (``_vjp._conv_off_ynn``).
-``"shift"``  depthwise convolutions only: a sum of shifted, per-channel-scaled copies
-             of the input (``_vjp.shift_conv``), elementwise work XLA fuses.
+``"shift"``  a sum of shifted, per-output-channel-scaled copies of the input, one per
+             (input channel of a group, kernel offset) (``_vjp.shift_conv``): elementwise
+             work XLA fuses, for few taps per output (depthwise, first layers); also an
+             input-gradient rule (the transposed conv the same way).
 ``"toeplitz"`` ungrouped convolutions only: one GEMM of input rows with a banded
              (Toeplitz) matrix built from the weight (``_vjp.toeplitz_conv``); also
              an input-gradient rule (its autodiff: GEMMs and slice adjoints).
@@ -24,9 +26,13 @@ and keeps forward-mode differentiation available)::
 
     backend      call                          forward  input grad  weight grad
     gpu/tpu      any                           lax      autodiff    autodiff
-    cpu          depthwise (g > 1, cin/g = 1)  shift    autodiff    autodiff
+    cpu          depthwise, cout/g = 1         shift    autodiff    autodiff
+                 (g > 1, cin/g = 1)
+    cpu          other depthwise, or few taps  shift    shift if cout/g*prod(k) <= 160, else
+                 (cin/g*prod(k) <= 32) at               toeplitz if banded fit, else lax
+                 stride 1, not transposed                           autodiff if depthwise or not 2D, else eigen
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
-    cpu          2D, banded fit (below)        toeplitz if C_in*prod(k) <= 32, else as the next row
+    cpu          2D, banded fit (below)        as the next row
                                                         toeplitz    eigen
     cpu          2D                            eigen if cin/g >= 16 and max(C_in, C_out) > 16, else lax
                                                         lax if strided or transposed, else eigen
@@ -77,8 +83,40 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   (the pool).
 * Depthwise: every XLA convolution is slow (forward 195 lax, 512 eigen;
   input grad 136 / 540; weight grad 93 / 130; gemm 800). "shift" does it as
-  fused elementwise work: fwd+bwd 0.56x PyTorch (lax) -> 1.79x (shift), forward
-  140x faster than lax, same run.
+  fused elementwise work: forward 30-40x faster than lax, same run. Its
+  gradients by autodiff are per-tap slices and sums; a custom input-gradient
+  rule ("shift" of the transposed conv) is no faster for multiplier 1 (fwd+bwd
+  53 vs 58 ms, 3x3 64 32x32 b32), so autodiff stays (and keeps forward mode).
+  The weight gradient (9 per-channel reductions over N*H*W: each strided slice
+  is copied out before XLA:CPU's reduction takes it) costs ~40 ms of that, 3x
+  PyTorch's whole fwd+bwd; see BENCHMARKS.md.
+* Few taps per output, quiet machine, ms (forward / input grad; batch 128
+  unless noted; "shift" fwd and dx are the custom rules)::
+
+      layer                     taps  adj.  shift  lax   toeplitz im2col  | dx: shift lax   toeplitz
+      lenet5 c1  1->6  5x5 28    25   150   0.9    7.5   3.9      4.2     |     3.7  21.7   3.8
+      convnet c1 1->10 5x5 28    25   250   2.6    8.1   5.3      4.1     |     23   18.8   5.6
+      mnist c1   1->32 3x3 28     9   288   1.7    7.1   13.5     4.6     |     28.8 12.8   16.8
+      RGB 3->32 3x3 p1 32        27   288   8.0    22.9  57.5     12.6    |     105  22.2   45.7
+      4->32 3x3 p1 32 b64        36         7.4    10.2           8.7
+      6->16 3x3 12               54         5.1    2.5            1.8
+      lenet5 c2  6->16 5x5 12   150         2.6    1.8   3.5      3.5
+      3->32 3x3 s2 p1 64 b32     27         6.0    4.8            3.8
+      1D 1->16 k9 L1024 b32       9   144   0.45   1.3            0.9     |     1.9  2.4
+      3D 1->8 3x3x3 16 b8        27   216   1.1    25             1.7     |     1.3  21.7
+
+  Hence the thresholds: shift forward up to 32 taps at stride 1 (strided
+  slices do not vectorise: the s2 row), its input-gradient rule up to 160
+  adjoint taps (the jump from 150 to 250 is measured). Autodiff of the shift
+  forward for the input gradient scatters each tap back separately: lenet5 c1
+  134 ms. Weight gradient of these layers: eigen 2.6-11.7 ms, autodiff of the
+  shift 3.4-34, gemm 9.5-69 (2D); 1D/3D: autodiff 1.1-2.1 vs lax 0.9-6.9.
+  The shift sum is computed inside a `lax.cond` so that its output is
+  materialised: fused into a following max pool's slices it was recomputed
+  per slice (lenet5 c1 + relu + pool: 4.3 -> 1.1 ms). Models, same run vs
+  the toeplitz plan before: lenet5 forward 0.68x -> 1.31x PyTorch, convnet
+  0.71x -> 1.03x; training step lenet5 1.09-1.19x -> 1.34x, convnet
+  0.97-1.07x -> 1.24x.
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
@@ -124,7 +162,8 @@ MIN_EIGEN_CHANNELS = 16  # input channels per group from which "eigen" beats YNN
 YNN_MIN_CHANNELS = 16    # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
 TOEPLITZ_MAX_CHANNELS = 20  # "toeplitz" input grad only for max(C_in, C_out) up to this
 TOEPLITZ_MAX_WASTE = 6      # ... and a padded last dim at most this many times the kernel's
-TOEPLITZ_MAX_FORWARD_K = 32  # "toeplitz" forward only for C_in * prod(kernel) up to this
+SHIFT_MAX_TAPS = 32          # "shift" forward (stride 1) for cin/g * prod(kernel) up to this
+SHIFT_MAX_ADJOINT_TAPS = 160  # "shift" input grad for cout/g * prod(kernel) up to this
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -181,8 +220,9 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
         cin_per_group = a // spec.groups if spec.transposed else b
         channels = max(a, b * spec.groups)
     grouped = spec.groups > 1
-    if cin_per_group == 1 and grouped and not spec.transposed:  # depthwise
-        return Plan("shift")
+    shift_plan = _shift_plan(spec, w_shape, x_shape, channels_last, cin_per_group)
+    if shift_plan is not None:
+        return shift_plan
     gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
         return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
@@ -193,11 +233,31 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
     dw = "gemm" if gemm_dw else "eigen"
     if _toeplitz_fits(spec, w_shape, x_shape, channels_last):
         dx = "toeplitz"
-        if cin_per_group * math.prod(w_shape[2:]) <= TOEPLITZ_MAX_FORWARD_K:
-            forward = "toeplitz"
     if not spec.transposed:  # a rule named after the forward is its autodiff: keep jvp working
         dx, dw = ("autodiff" if r == forward else r for r in (dx, dw))
     return Plan(forward, dx, dw)
+
+
+def _shift_plan(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,
+                channels_last: bool, cin_per_group: int) -> Plan | None:
+    """The plan of the "shift" rows of the decision table (None: another row applies)."""
+    if w_shape is None or spec.transposed:
+        return None
+    taps = math.prod(w_shape[2:])
+    depthwise = cin_per_group == 1 and spec.groups > 1
+    if not depthwise and (cin_per_group * taps > SHIFT_MAX_TAPS or any(s > 1 for s in spec.stride)):
+        return None
+    m = w_shape[0] // spec.groups
+    if depthwise and m == 1:  # autodiff of it is as fast as the custom rules, and keeps forward mode
+        return Plan("shift")
+    if m * taps <= SHIFT_MAX_ADJOINT_TAPS:
+        dx = "shift"
+    elif _toeplitz_fits(spec, w_shape, x_shape, channels_last):
+        dx = "toeplitz"
+    else:
+        dx = "lax"
+    dw = "eigen" if spec.nd == 2 and not depthwise else "autodiff"
+    return Plan("shift", dx, dw)
 
 
 def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,
@@ -247,14 +307,10 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
 def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
     import importlib
 
-    if forward == "shift":
-        if spec.transposed:
-            raise ValueError(f"{op}: impl 'shift' computes depthwise convolutions, not transposed ones")
-        return
     if forward == "toeplitz":
         check_toeplitz(spec, op)
         return
-    if forward == "eigen":
+    if forward in ("eigen", "shift"):
         return
     module = importlib.import_module(f"jaxconv.functional._{forward}")
     check = getattr(module, "check_supported", None)

@@ -35,6 +35,10 @@ Rules (names used by `Plan` and by ``_dispatch``):
                 peak, but for grouped and transposed convolutions it is 10-20x
                 faster than XLA's weight-gradient convolution (``_dispatch``).
 
+``"shift"``     (input gradient only) the transposed convolution as a sum of
+                shifted slices of the dilated, padded ``dy`` (`shift_conv_transpose`);
+                for a transposed conv, `shift_conv` of ``dy``.
+
 The forward algorithms are those of ``_dispatch`` plus ``"eigen"``
 (`eigen_conv`): XLA's convolution in a form XLA:CPU keeps off YNNPACK.
 
@@ -66,7 +70,7 @@ from jax import lax
 from jaxconv.functional import _lax
 from jaxconv.functional._spec import ConvSpec
 
-INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz")
+INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
 WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm")
 _MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None, "toeplitz": None}
 
@@ -96,9 +100,7 @@ def forward_fn(name: str, spec: ConvSpec) -> Callable:
     if name == "eigen":
         return eigen_conv_transpose if spec.transposed else eigen_conv
     if name == "shift":
-        if spec.transposed:
-            raise NotImplementedError("impl 'shift' computes depthwise convolutions, not transposed ones")
-        return shift_conv
+        return shift_conv_transpose if spec.transposed else shift_conv
     if name == "toeplitz":
         check_toeplitz(spec)
         return toeplitz_conv
@@ -154,40 +156,91 @@ def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarr
 
 
 def shift_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """Depthwise convolution (one input channel per group) as a sum of shifted, scaled copies.
+    """Convolution as a sum of shifted, scaled copies of the input: for few taps per output.
 
-    With ``m = C_out / C_in`` outputs per input channel and ``c' = c*m + i``::
+    With ``g`` groups of ``q = C_in / g`` input and ``m = C_out / g`` output
+    channels, output channel ``o = h*m + i`` of group ``h``::
 
-        y[n, c', b] = sum_j w[c', 0, j] * x_pad[n, c, b*s + j*d]
+        y[n, o, b] = sum_{c < q, j} w[o, c, j] * x_pad[n, h*q + c, b*s + j*d]
 
-    one strided slice of the padded input per kernel offset ``j``, times a
-    per-channel scale, summed: elementwise work XLA fuses into one loop, where
-    its depthwise convolution is 10-50x slower on CPU. Autodiff of it is again
-    slices, pads and per-channel sums.
+    one strided slice of the padded input per (input channel of the group,
+    kernel offset) ``(c, j)``, broadcast over the group's ``m`` outputs and
+    scaled per output channel, summed: ``q * prod(kernel)`` multiply-adds per
+    output, elementwise work XLA fuses into one loop. For depthwise
+    convolutions and convolutions of one input channel (a network's first
+    layer) that is several times faster than XLA:CPU's convolution
+    (``_dispatch``). Autodiff of it is again slices, pads and sums.
     """
-    if w.shape[1] != 1:
-        raise ValueError(f"impl 'shift' computes depthwise convolutions (weight.shape[1] == 1), "
-                         f"got weight of shape {tuple(w.shape)}")
+    # XLA would fuse the sum into every consumer, and a consumer that slices it (a max pool,
+    # another shift conv) would recompute all taps per slice (measured 2-3x slower models).
+    # No fusion crosses a conditional, and this predicate cannot be constant-folded
+    # (False for NaN): both branches compute the same, so the output is materialised.
+    w0 = w.reshape(-1)[0]
+    shift_sum = functools.partial(_shift_sum, spec=spec, channels_last=channels_last)
+    return lax.cond(w0 == w0, shift_sum, shift_sum, x, w)
+
+
+def _shift_sum(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """`shift_conv`'s sum of shifted, scaled slices."""
+    g = spec.groups
+    q, m = w.shape[1], w.shape[0] // g
     ch = x.ndim - 1 if channels_last else 1
-    m = w.shape[0] // x.shape[ch]
-    if m > 1:
-        x = jnp.repeat(x, m, axis=ch)
-    pads = [(0, 0, 0)] * x.ndim
     sp_axes = [a for a in range(1, x.ndim) if a != ch]
-    for a, (lo, hi) in zip(sp_axes, spec.padding):
-        pads[a] = (lo, hi, 0)
-    x_pad = lax.pad(x, jnp.zeros((), x.dtype), pads)
-    blocks = spec.out_spatial(x.shape[2:] if not channels_last else x.shape[1:-1], w.shape[2:])
-    scale_shape = [1] * x.ndim
-    scale_shape[ch] = w.shape[0]
+    x_pad = _pad_spatial(x, [(lo, hi, 0) for lo, hi in spec.padding], channels_last)
+    blocks = spec.out_spatial([x.shape[a] for a in sp_axes], w.shape[2:])
+    # Channels split as (group, input channel of the group); outputs as (group, output of the group).
+    x_pad = x_pad.reshape(*x_pad.shape[:ch], g, q, *x_pad.shape[ch + 1:])
+    split_axes = [a if a < ch else a + 1 for a in sp_axes]
+    scale_shape = [1] * (x.ndim + 1)
+    scale_shape[ch:ch + 2] = [g, m]
+    w_GMQK = w.reshape(g, m, q, -1)
     y = None
-    for j in itertools.product(*(range(k) for k in w.shape[2:])):
-        start, limit, strides = [0] * x.ndim, list(x_pad.shape), [1] * x.ndim
-        for a, ji, d, b, s in zip(sp_axes, j, spec.dilation, blocks, spec.stride):
-            start[a], limit[a], strides[a] = ji * d, ji * d + (b - 1) * s + 1, s
-        term = lax.slice(x_pad, start, limit, strides) * w[(slice(None), 0, *j)].reshape(scale_shape)
-        y = term if y is None else y + term
-    return y
+    for t, j in enumerate(itertools.product(*(range(k) for k in w.shape[2:]))):
+        for c in range(q):
+            start, limit, strides = [0] * x_pad.ndim, list(x_pad.shape), [1] * x_pad.ndim
+            start[ch + 1], limit[ch + 1] = c, c + 1
+            for a, ji, d, b, s in zip(split_axes, j, spec.dilation, blocks, spec.stride):
+                start[a], limit[a], strides[a] = ji * d, ji * d + (b - 1) * s + 1, s
+            term = lax.slice(x_pad, start, limit, strides) * w_GMQK[:, :, c, t].reshape(scale_shape)
+            y = term if y is None else y + term
+    return y.reshape(*y.shape[:ch], g * m, *y.shape[ch + 2:])
+
+
+def shift_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """Transposed convolution as `shift_conv`: of the input dilated by the stride and
+    padded by ``d*(k-1) - crop`` (as ``_lax.conv_transpose``), with the flipped weight
+    whose in/out channel roles are swapped per group (``m * prod(kernel)`` taps per
+    output for ``m`` outputs per group of the transposed conv's input).
+
+    The inserted zeros meet every weight, so a non-finite weight would put NaN
+    (``0 * inf``) where PyTorch, which only forms the products of real inputs, has
+    none: with an ``inf``/``nan`` in ``w`` the call computes XLA's transposed
+    convolution instead (a `lax.cond`), whose pattern is PyTorch's.
+    """
+    pads = [(d * (k - 1) - lo, d * (k - 1) - hi, s - 1)
+            for k, d, s, (lo, hi) in zip(w.shape[2:], spec.dilation, spec.stride, spec.padding)]
+    inner = ConvSpec(spec.nd, (1,) * spec.nd, ((0, 0),) * spec.nd, spec.dilation, spec.groups)
+    return lax.cond(
+        all_finite(w),
+        lambda: shift_conv(_pad_spatial(x, pads, channels_last),
+                           _lax.transposed_weight_as_conv(w, spec.groups), inner, channels_last),
+        lambda: _lax.conv_transpose(x, w, spec, channels_last))
+
+
+def _pad_spatial(x: jnp.ndarray, pads: Sequence[tuple[int, int, int]], channels_last: bool) -> jnp.ndarray:
+    """``lax.pad`` of the spatial dims by ``(low, high, interior)`` each (negative crops)."""
+    pads = [(0, 0, 0), *pads, (0, 0, 0)] if channels_last else [(0, 0, 0), (0, 0, 0), *pads]
+    return lax.pad(x, jnp.zeros((), x.dtype), pads)
+
+
+def conv_input_grad_spec(spec: ConvSpec, in_spatial: Sequence[int], kernel: Sequence[int]) -> ConvSpec:
+    """The transposed convolution that is the input gradient of the convolution ``spec``
+    (not transposed) on inputs of spatial shape ``in_spatial``: same stride, dilation and
+    groups, cropping ``padding`` minus the rows the forward's last stride step left unread."""
+    rest = [(length + lo + hi - d * (k - 1) - 1) % s
+            for length, k, s, d, (lo, hi) in zip(in_spatial, kernel, spec.stride, spec.dilation, spec.padding)]
+    return dataclasses.replace(spec, transposed=True, output_padding=tuple(rest),
+                               padding=tuple((lo, hi - r) for (lo, hi), r in zip(spec.padding, rest)))
 
 
 def check_toeplitz(spec: ConvSpec, op: str = "conv") -> None:
@@ -300,14 +353,18 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
 def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """``rule`` "lax"/"eigen": XLA's transposed convolution of that formulation;
     "toeplitz": autodiff of `toeplitz_conv` (GEMM with the band's transpose, then
-    the row slices' adjoint)."""
-    if rule not in ("lax", "eigen", "toeplitz"):
+    the row slices' adjoint); "shift": `shift_conv_transpose` of ``dy`` (autodiff
+    of `shift_conv` would scatter every tap's slice back separately, 20-100x slower)."""
+    if rule not in ("lax", "eigen", "toeplitz", "shift"):
         raise ValueError(f"no input-gradient rule {rule!r}")
     if spec.transposed:
-        conv = {"lax": _lax.conv, "eigen": eigen_conv, "toeplitz": toeplitz_conv}[rule]
+        conv = {"lax": _lax.conv, "eigen": eigen_conv, "toeplitz": toeplitz_conv, "shift": shift_conv}[rule]
         if rule == "toeplitz":
             check_toeplitz(adjoint_spec(spec))
         return conv(dy, w, adjoint_spec(spec), channels_last)
+    if rule == "shift":
+        in_spatial = x.shape[1:-1] if channels_last else x.shape[2:]
+        return shift_conv_transpose(dy, w, conv_input_grad_spec(spec, in_spatial, w.shape[2:]), channels_last)
     fn = forward_fn(rule, spec)
     dx = lambda f: jax.vjp(lambda x_: f(x_, w, spec, channels_last), x)[1](dy)[0]  # noqa: E731
     if rule == "toeplitz":  # The band's transpose would spread a non-finite dy: see toeplitz_conv.

@@ -28,18 +28,24 @@ def test_gpu_and_tpu_keep_lax_autodiff():
 def test_cpu_decision_table():
     assert _plan((8, 32, 26, 26), (64, 32, 3, 3)) == Plan("eigen")
     assert _plan((8, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == Plan("eigen", "lax", "autodiff")
-    assert _plan((8, 1, 28, 28), (32, 1, 3, 3)) == Plan("lax", "eigen", "eigen")       # few input channels
     assert _plan((8, 16, 12, 12), (32, 16, 5, 5)) == Plan("eigen")                     # 16 channels: eigen
     assert _plan((8, 10, 12, 12), (20, 10, 5, 5)) == Plan("lax", "toeplitz", "eigen")  # convnet conv2
     assert _plan((8, 6, 12, 12), (16, 6, 5, 5)) == Plan("lax", "toeplitz", "eigen")    # lenet5 conv2
-    assert _plan((8, 1, 28, 28), (6, 1, 5, 5)) == Plan("toeplitz", "autodiff", "eigen")  # lenet5 conv1
-    assert _plan((8, 1, 28, 28), (10, 1, 5, 5)) == Plan("toeplitz", "autodiff", "eigen")  # convnet conv1
-    assert _plan((8, 1, 32, 32), (6, 1, 5, 5)) == Plan("lax", "eigen", "eigen")        # width > 6x kernel
-    assert _plan((8, 1, 28, 28), (6, 1, 5, 5), stride=2) == Plan("lax", "autodiff", "eigen")
     assert _plan((8, 6, 28, 28), (16, 6, 5, 5), padding=2) == Plan("lax", "eigen", "eigen")
+    # Few taps per output (cin/g * prod(k) <= 32), stride 1: "shift"; its input grad while
+    # cout/g * prod(k) <= 160, else toeplitz where the band fits, else lax.
+    assert _plan((8, 1, 28, 28), (6, 1, 5, 5)) == Plan("shift", "shift", "eigen")      # lenet5 conv1
+    assert _plan((8, 1, 28, 28), (10, 1, 5, 5)) == Plan("shift", "toeplitz", "eigen")  # convnet conv1
+    assert _plan((8, 1, 28, 28), (32, 1, 3, 3)) == Plan("shift", "lax", "eigen")       # mnist_net conv1
+    assert _plan((8, 3, 32, 32), (32, 3, 3, 3), padding=1) == Plan("shift", "lax", "eigen")  # RGB stem
+    assert _plan((8, 3, 32, 32), (8, 3, 3, 3), dilation=2) == Plan("shift", "shift", "eigen")
+    assert _plan((8, 1, 28, 28), (6, 1, 5, 5), stride=2) == Plan("lax", "autodiff", "eigen")  # strided: no shift
+    assert _plan((8, 6, 12, 12), (16, 6, 3, 3)) == Plan("lax", "toeplitz", "eigen")    # 54 taps: no shift
+    assert _plan((8, 1, 1024), (16, 1, 9)) == Plan("shift", "shift", "autodiff")       # 1D first layer
     assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("eigen", "autodiff", "gemm")
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift")           # depthwise
-    assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift")
+    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift")
+    assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift", "shift", "autodiff")  # multiplier 2
     assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
                  transposed=True) == Plan("eigen", "lax", "gemm")
     assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK
@@ -47,11 +53,11 @@ def test_cpu_decision_table():
 
 
 def test_toeplitz_needs_the_input_shape_and_no_groups():
-    spec = _spec((8, 1, 28, 28), (6, 1, 5, 5))
-    assert _dispatch.select_plan("auto", spec, w_shape=(6, 1, 5, 5), backend="cpu") == Plan("lax", "eigen", "eigen")
+    spec = _spec((8, 1, 28, 28), (10, 1, 5, 5))
+    assert _dispatch.select_plan("auto", spec, w_shape=(10, 1, 5, 5), backend="cpu") == Plan("shift", "lax", "eigen")
     x = jnp.zeros((1, 1, 28, 28))
-    assert F.explain("conv2d", jnp.zeros((1, 28, 28, 1)), jnp.zeros((6, 1, 5, 5)), channels_last=True) == {
-        "forward": "toeplitz", "input_grad": "autodiff", "weight_grad": "eigen"}
+    assert F.explain("conv2d", jnp.zeros((1, 28, 28, 1)), jnp.zeros((10, 1, 5, 5)), channels_last=True) == {
+        "forward": "shift", "input_grad": "toeplitz", "weight_grad": "eigen"}
     assert _plan((8, 4, 12, 12), (8, 2, 5, 5), groups=2).input_grad != "toeplitz"
     with pytest.raises(NotImplementedError, match="groups"):
         F.conv2d(jnp.zeros((1, 2, 8, 8)), jnp.zeros((2, 1, 3, 3)), groups=2, impl="toeplitz")

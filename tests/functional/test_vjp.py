@@ -35,7 +35,8 @@ LAYERS = [
     ("conv2d", (2, 16, 7, 8), (6, 8, 3, 3), dict(stride=2, padding=(1, 0), groups=2, dilation=(1, 2))),
     ("conv_transpose2d", (2, 8, 5, 4), (8, 3, 3, 2), dict(stride=2, padding=1, output_padding=1)),
     ("conv1d", (2, 4, 9), (6, 2, 3), dict(groups=2, stride=2)),
-    ("conv2d", (2, 3, 9, 9), (5, 3, 3, 3), {}),              # toeplitz forward, eigen dw
+    ("conv2d", (2, 3, 9, 9), (5, 3, 3, 3), {}),              # shift forward and dx, eigen dw
+    ("conv2d", (2, 1, 9, 9), (20, 1, 3, 3), {}),             # shift forward, toeplitz dx, eigen dw
     ("conv2d", (2, 6, 10, 10), (4, 6, 3, 3), dict(padding=1)),  # lax forward, toeplitz dx
 ]
 
@@ -116,6 +117,40 @@ def test_toeplitz_keeps_torch_nonfinite_pattern(where):
         np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
         finite = np.isfinite(want)
         assert rel_error(got[finite], want[finite]) < 1e-5
+
+
+SHIFT_CASES = (conv_cases.cases(seed=50, n=2, impl="shift") + conv_cases.cases(seed=51, n=1, impl="lax/shift/lax")
+               + conv_cases.cases(seed=52, n=1, impl="shift/shift/gemm"))
+
+
+@pytest.mark.parametrize("case", SHIFT_CASES, ids=lambda c: f"{c.op}-{c.impl}-{c.desc}")
+def test_shift_matches_torch(case):
+    """The sum-of-shifted-slices forward (convs and transposed convs, any groups, stride,
+    dilation, padding, layout, 1D-3D) and its input-gradient rule."""
+    result = compare(case)
+    assert result.forward <= RTOL, result
+    assert result.gradient <= RTOL, result
+
+
+def test_shift_keeps_torch_nonfinite_pattern():
+    """A NaN weight (which flips the predicate of shift_conv's materialising cond) and an
+    inf input reach exactly the outputs and gradients they reach in PyTorch."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 1, 9, 8)).astype(np.float32), rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0], x[1, 0, 4, 4] = np.nan, np.inf
+    dy = rng.standard_normal((2, 6, 7, 6)).astype(np.float32)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt)
+    yt.backward(torch.tensor(dy))
+    for impl in ("shift", "auto"):
+        y, vjp = jax.vjp(lambda a, b, impl=impl: F.conv2d(a, b, impl=impl), x, w)
+        dx, dw = vjp(jnp.asarray(dy))
+        for got, want in [(y, yt.detach()), (dx, xt.grad), (dw, wt.grad)]:
+            got, want = np.asarray(got), want.numpy()
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+            finite = np.isfinite(want)
+            assert rel_error(got[finite], want[finite]) < 1e-5
 
 
 @pytest.mark.parametrize("seed", range(4))
