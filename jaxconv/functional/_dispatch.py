@@ -26,6 +26,8 @@ and keeps forward-mode differentiation available)::
 
     backend      call                          forward  input grad  weight grad
     gpu/tpu      any                           lax      autodiff    autodiff
+    cpu          pointwise (kernel 1), not     im2col   autodiff    autodiff
+                 depthwise or transposed
     cpu          depthwise, cout/g = 1         shift    autodiff    autodiff
                  (g > 1, cin/g = 1)
     cpu          other depthwise, or few taps  shift    shift if cout/g*prod(k) <= 160, else
@@ -117,6 +119,17 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   the toeplitz plan before: lenet5 forward 0.68x -> 1.31x PyTorch, convnet
   0.71x -> 1.03x; training step lenet5 1.09-1.19x -> 1.34x, convnet
   0.97-1.07x -> 1.24x.
+* Pointwise (1x1) convs, quiet machine, ms forward / forward+backward (autodiff),
+  PyTorch in the same run; "im2col" is one GEMM per sample with the weight
+  broadcast over the batch (no patches, no transposes)::
+
+      conv                          im2col       previous auto   lax          PyTorch
+      64->128 32x32 b32             10.5 / 35.2  17.0 / 40.1     29.6 / 756   22.8 / 49.3
+      256->64 16x16 b32             11.9 / 12.4  7.2 / 17.4      14.0 / 178   5.7 / 17.8
+      64->128 s2 32x32 b32          5.9 / 8.8    5.9 / 16.9      10.4 / 57.8  4.3 / 15.5
+      1D 64->128 L256 b32           5.1 / 7.0    4.0 / 8.8       4.2 / 9.4    3.1 / 9.9
+      64->128 g4 32x32 b32          6.0 / 8.7    7.4 / 249       29.2 / 248   17.6 / 36.6
+
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
@@ -220,6 +233,8 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
         cin_per_group = a // spec.groups if spec.transposed else b
         channels = max(a, b * spec.groups)
     grouped = spec.groups > 1
+    if w_shape is not None and not spec.transposed and math.prod(w_shape[2:]) == 1 and cin_per_group > 1:
+        return Plan("im2col")  # pointwise: a batched GEMM (`_im2col.conv`), autodiff GEMMs too
     shift_plan = _shift_plan(spec, w_shape, x_shape, channels_last, cin_per_group)
     if shift_plan is not None:
         return shift_plan

@@ -191,6 +191,14 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
     cols_NCKB = patches(x, kernel, spec.stride, spec.dilation, spec.padding, axis=2)
     n = cols_NCKB.shape[0]
     blocks = cols_NCKB.shape[3:]
+    if K == 1:
+        # Pointwise: one GEMM per sample and group with the weight broadcast over the
+        # batch writes (N, G, O, L) directly; the einsum below would have XLA transpose
+        # its (G, N, L, O) result (1x1 64->128 32x32 b32: forward 10.6 vs 14.1 ms).
+        cols_NGCL = cols_NCKB.reshape(n, g, c_in_g, math.prod(blocks))
+        w_NGOC = jnp.broadcast_to(w_GOCK[..., 0], (n, *w_GOCK.shape[:3]))
+        y_NGOL = lax.dot_general(w_NGOC, cols_NGCL, (((3,), (2,)), ((0, 1), (0, 1))))
+        return y_NGOL.reshape(n, c_out, *blocks)
     cols = cols_NCKB.reshape(n, g, c_in_g, K, math.prod(blocks))
     y_NGOL = jnp.einsum("ngckl,gock->ngol", cols, w_GOCK)
     return y_NGOL.reshape(n, c_out, *blocks)

@@ -28,13 +28,14 @@ def _torch_channels_last(fn, nd, channels_last):
 
 
 def conv_case(rng: np.random.Generator, nd: int, impl: str, *, transposed: bool,
-              max_stride: int = 3, max_dilation: int = 3) -> Case:
-    """One random valid (transposed) convolution call."""
+              max_stride: int = 3, max_dilation: int = 3, max_kernel: int | None = None) -> Case:
+    """One random valid (transposed) convolution call (kernel sides up to ``max_kernel``,
+    default 4, 3 in 3D)."""
     import_torch = _torch_op(nd, transposed)
     groups = int(rng.choice([1, 1, 2, 3]))
     cin = groups * int(rng.integers(1, 4))
     cout = groups * int(rng.integers(1, 4))
-    kernel = tuple(int(k) for k in rng.integers(1, 5 if nd < 3 else 4, size=nd))
+    kernel = tuple(int(k) for k in rng.integers(1, (max_kernel or (4 if nd < 3 else 3)) + 1, size=nd))
     stride = tuple(int(s) for s in rng.integers(1, max_stride + 1, size=nd))
     dilation = tuple(int(d) for d in rng.integers(1, max_dilation + 1, size=nd))
     batched = bool(rng.random() < 0.85)

@@ -48,6 +48,10 @@ def test_cpu_decision_table():
     assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift", "shift", "autodiff")  # multiplier 2
     assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
                  transposed=True) == Plan("eigen", "lax", "gemm")
+    assert _plan((8, 64, 32, 32), (128, 64, 1, 1)) == Plan("im2col")                   # pointwise: a GEMM
+    assert _plan((8, 64, 32, 32), (128, 16, 1, 1), groups=4, stride=2) == Plan("im2col")
+    assert _plan((8, 64, 256), (128, 64, 1)) == Plan("im2col")
+    assert _plan((8, 64, 16, 16), (64, 1, 1, 1), groups=64) == Plan("shift")           # depthwise 1x1
     assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK
     assert _plan((8, 64, 256), (64, 16, 5), groups=4) == Plan("lax", "autodiff", "gemm")
 

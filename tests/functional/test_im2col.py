@@ -28,6 +28,19 @@ def test_parity_with_torch(case):
     assert result.gradient <= RTOL, (case.desc, result.gradient)
 
 
+POINTWISE = [conv_cases.conv_case(np.random.default_rng(60 + i), 1 + i % 3, impl, transposed=False, max_kernel=1)
+             for i in range(6) for impl in ("im2col", "auto")]
+
+
+@pytest.mark.parametrize("case", POINTWISE, ids=[f"{c.op}-{c.impl}: {c.desc}" for c in POINTWISE])
+def test_pointwise_gemm_matches_torch(case):
+    """1x1 convs, which im2col computes as one GEMM per sample (and "auto" picks it):
+    groups, stride, padding, dilation, layouts, 1D-3D."""
+    result = compare(case)
+    assert result.forward <= RTOL, (case.desc, result.forward)
+    assert result.gradient <= RTOL, (case.desc, result.gradient)
+
+
 def _value_and_grads(case):
     """Forward output and the gradients of <output, cotangent> w.r.t. every input, jitted."""
     arrays = [jnp.asarray(a) for a in case.inputs.values()]
