@@ -44,17 +44,18 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
     )
 
 
+def transposed_padding(spec: ConvSpec, kernel) -> tuple[tuple[int, int], ...]:
+    """Padding ``(d*(k-1) - lo, d*(k-1) - hi)`` per spatial dim of the stride-dilated input
+    that makes the transposed convolution ``spec`` a convolution (negative crops)."""
+    return tuple((d * (k - 1) - lo, d * (k - 1) - hi) for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.padding))
+
+
 def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    kernel = w.shape[2:]
-    pads = [
-        (d * (k - 1) - lo, d * (k - 1) - hi)
-        for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.padding)
-    ]
     return lax.conv_general_dilated(
         x,
         transposed_weight_as_conv(w, spec.groups),
         window_strides=(1,) * spec.nd,
-        padding=pads,
+        padding=transposed_padding(spec, w.shape[2:]),
         lhs_dilation=spec.stride,
         rhs_dilation=spec.dilation,
         feature_group_count=spec.groups,

@@ -146,12 +146,9 @@ def eigen_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
 
 def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """``impl="lax"``'s transposed convolution in the form XLA:CPU runs on Eigen."""
-    kernel = w.shape[2:]
-    pads = tuple((d * (k - 1) - lo, d * (k - 1) - hi)
-                 for k, d, (lo, hi) in zip(kernel, spec.dilation, spec.padding))
     return _conv_off_ynn(
         x, _lax.transposed_weight_as_conv(w, spec.groups), strides=(1,) * spec.nd,
-        padding=pads, lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
+        padding=_lax.transposed_padding(spec, w.shape[2:]), lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
         groups=spec.groups, dn=_lax.dimension_numbers(spec.nd, channels_last))
 
 
@@ -186,7 +183,7 @@ def _shift_sum(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     q, m = w.shape[1], w.shape[0] // g
     ch = x.ndim - 1 if channels_last else 1
     sp_axes = [a for a in range(1, x.ndim) if a != ch]
-    x_pad = _pad_spatial(x, [(lo, hi, 0) for lo, hi in spec.padding], channels_last)
+    x_pad = _pad_input(x, spec, channels_last)
     blocks = spec.out_spatial([x.shape[a] for a in sp_axes], w.shape[2:])
     # Channels split as (group, input channel of the group); outputs as (group, output of the group).
     x_pad = x_pad.reshape(*x_pad.shape[:ch], g, q, *x_pad.shape[ch + 1:])
@@ -217,8 +214,7 @@ def shift_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarr
     none: with an ``inf``/``nan`` in ``w`` the call computes XLA's transposed
     convolution instead (a `lax.cond`), whose pattern is PyTorch's.
     """
-    pads = [(d * (k - 1) - lo, d * (k - 1) - hi, s - 1)
-            for k, d, s, (lo, hi) in zip(w.shape[2:], spec.dilation, spec.stride, spec.padding)]
+    pads = [(lo, hi, s - 1) for (lo, hi), s in zip(_lax.transposed_padding(spec, w.shape[2:]), spec.stride)]
     inner = ConvSpec(spec.nd, (1,) * spec.nd, ((0, 0),) * spec.nd, spec.dilation, spec.groups)
     return lax.cond(
         all_finite(w),
@@ -231,6 +227,11 @@ def _pad_spatial(x: jnp.ndarray, pads: Sequence[tuple[int, int, int]], channels_
     """``lax.pad`` of the spatial dims by ``(low, high, interior)`` each (negative crops)."""
     pads = [(0, 0, 0), *pads, (0, 0, 0)] if channels_last else [(0, 0, 0), (0, 0, 0), *pads]
     return lax.pad(x, jnp.zeros((), x.dtype), pads)
+
+
+def _pad_input(x: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """``x_pad``: the input zero-padded by the convolution's ``spec.padding``."""
+    return _pad_spatial(x, [(lo, hi, 0) for lo, hi in spec.padding], channels_last)
 
 
 def conv_input_grad_spec(spec: ConvSpec, in_spatial: Sequence[int], kernel: Sequence[int]) -> ConvSpec:
@@ -293,7 +294,7 @@ def _toeplitz_gemm(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     n, c = x.shape[:2]
     o, _, *kernel = w.shape
     blocks = spec.out_spatial(x.shape[2:], kernel)
-    x_pad = lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding)])
+    x_pad = _pad_input(x, spec, channels_last=False)
     v = x_pad.shape[-1]
     rows = []
     for i in itertools.product(*(range(k) for k in kernel[:-1])):
@@ -332,8 +333,7 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
     blocks = dy_NBO.shape[1:-1]
     g = spec.groups
     m = n * math.prod(blocks)
-    x_pad = lax.pad(x_NLC, jnp.zeros((), x.dtype),
-                    [(0, 0, 0), *((lo, hi, 0) for lo, hi in spec.padding), (0, 0, 0)])
+    x_pad = _pad_input(x_NLC, spec, channels_last=True)
     dy_MGO = dy_NBO.reshape(m, g, o // g)
     slabs = []
     for j in itertools.product(*(range(k) for k in kernel)):

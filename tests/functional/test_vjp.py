@@ -106,17 +106,23 @@ def test_toeplitz_keeps_torch_nonfinite_pattern(where):
     {"input": x, "weight": w, "grad_output": dy}[where][0, 0, 1, 2] = np.inf
     if where == "input":
         x[1, 2, 5, 1] = np.nan
+    _assert_nonfinite_pattern_is_torchs(x, w, dy, "toeplitz/toeplitz/lax")
+
+
+def _assert_nonfinite_pattern_is_torchs(x, w, dy, impl):
+    """conv2d's output, input and weight gradient have NaN and inf exactly where PyTorch's
+    have them, and agree with them elsewhere."""
     xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
     yt = torch.nn.functional.conv2d(xt, wt)
     yt.backward(torch.tensor(dy))
-    y, vjp = jax.vjp(lambda a, b: F.conv2d(a, b, impl="toeplitz/toeplitz/lax"), x, w)
+    y, vjp = jax.vjp(lambda a, b: F.conv2d(a, b, impl=impl), x, w)
     dx, dw = vjp(jnp.asarray(dy))
     for got, want in [(y, yt.detach()), (dx, xt.grad), (dw, wt.grad)]:
         got, want = np.asarray(got), want.numpy()
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=impl)
+        np.testing.assert_array_equal(np.isinf(got), np.isinf(want), err_msg=impl)
         finite = np.isfinite(want)
-        assert rel_error(got[finite], want[finite]) < 1e-5
+        assert rel_error(got[finite], want[finite]) < 1e-5, impl
 
 
 SHIFT_CASES = (conv_cases.cases(seed=50, n=2, impl="shift") + conv_cases.cases(seed=51, n=1, impl="lax/shift/lax")
@@ -139,18 +145,8 @@ def test_shift_keeps_torch_nonfinite_pattern():
     x, w = rng.standard_normal((2, 1, 9, 8)).astype(np.float32), rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
     w[0, 0, 0, 0], x[1, 0, 4, 4] = np.nan, np.inf
     dy = rng.standard_normal((2, 6, 7, 6)).astype(np.float32)
-    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    yt = torch.nn.functional.conv2d(xt, wt)
-    yt.backward(torch.tensor(dy))
     for impl in ("shift", "auto"):
-        y, vjp = jax.vjp(lambda a, b, impl=impl: F.conv2d(a, b, impl=impl), x, w)
-        dx, dw = vjp(jnp.asarray(dy))
-        for got, want in [(y, yt.detach()), (dx, xt.grad), (dw, wt.grad)]:
-            got, want = np.asarray(got), want.numpy()
-            np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-            np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
-            finite = np.isfinite(want)
-            assert rel_error(got[finite], want[finite]) < 1e-5
+        _assert_nonfinite_pattern_is_torchs(x, w, dy, impl)
 
 
 @pytest.mark.parametrize("seed", range(4))
