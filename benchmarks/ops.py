@@ -50,6 +50,8 @@ SHAPES = [
           (("padding", 1), ("groups", 64))),
     Shape("transposed 4x4 s2 64->32 16x16 b32", "conv_transpose2d", (32, 64, 16, 16), (64, 32, 4, 4),
           (("stride", 2), ("padding", 1))),
+    Shape("transposed 4x4 s2 g4 64->64 16x16 b32", "conv_transpose2d", (32, 64, 16, 16), (64, 16, 4, 4),
+          (("stride", 2), ("padding", 1), ("groups", 4))),
     Shape("conv1d k5 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 64, 5), (("padding", 2),)),
     Shape("conv1d k5 g4 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 16, 5),
           (("padding", 2), ("groups", 4))),

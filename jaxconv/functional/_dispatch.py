@@ -16,7 +16,9 @@
 ``"auto"``   the default: picks a `Plan` (forward algorithm + gradient rules of
              ``_vjp``) per call; `select_plan` / `explain` say which.
 ``"F/DX/DW"`` an explicit plan, e.g. ``"eigen/lax/gemm"``: forward ``F``, input
-             gradient rule ``DX`` and weight gradient rule ``DW`` (see ``_vjp``).
+             gradient rule ``DX`` and weight gradient rule ``DW`` (see ``_vjp``);
+             ``"F/DX/DW/per_group"`` computes a grouped convolution group by group,
+             each group an ungrouped convolution by that plan (`_vjp.per_group_conv`).
 
 All of them compute the same function (checked against PyTorch in ``tests/``).
 
@@ -33,6 +35,8 @@ and keeps forward-mode differentiation available)::
     cpu          other depthwise, or few taps  shift    shift if cout/g*prod(k) <= 160, else
                  (cin/g*prod(k) <= 32) at               toeplitz if banded fit, else lax
                  stride 1, not transposed                           autodiff if depthwise or not 2D, else eigen
+    cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
+                 groups <= 32                    (ungrouped) convolution
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
     cpu          2D, banded fit (below)        as the next row
                                                         toeplitz    eigen
@@ -130,6 +134,25 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
       1D 64->128 L256 b32           5.1 / 7.0    4.0 / 8.8       4.2 / 9.4    3.1 / 9.9
       64->128 g4 32x32 b32          6.0 / 8.7    7.4 / 249       29.2 / 248   17.6 / 36.6
 
+* Grouped convs, group by group vs as one grouped convolution (the previous
+  rows' plan), ms forward / fwd+bwd, same run, loaded 2-core machine::
+
+      conv                                  per group       joint          PyTorch
+      3x3 g4 64->64 32x32 b32               37.8 / 134      66.6 / 219     48.0 / 139
+      3x3 g2 64->64 32x32 b32               84.3 / 252      87.3 / 350
+      3x3 g8 64->64 32x32 b32               47.3 / 166      123 / 387
+      3x3 g16 64->64 32x32 b32              125 / 428       181 / 881
+      3x3 g32 s2 128->128 32x32 b16         38.9 / 69       29.9 / 332
+      3x3 g4 s2 128->128 32x32 b32          51.8 / 140      80.8 / 476
+      conv1d k5 g4 64->64 L256 b32          5.0 / 16.0      11.3 / 28.3
+      transposed 4x4 s2 g4 64->64 16x16     46.4 / 97       96.7 / 201
+      transposed 4x4 s2 g2 64->32 16x16     36.7 / 94       96.1 / 131
+      3D 3x3x3 g2 16->16 12^3 b4            32.2 / 121      24.1 / 60
+
+  XLA:CPU's grouped convolutions (above all the batch-grouped weight-gradient
+  convolution) run far below its ungrouped ones; one group at a time each
+  piece gets the ungrouped plan. 3D loses (its ungrouped weight gradient is
+  XLA's), so 3D stays joint; depthwise convs have "shift".
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
@@ -154,6 +177,7 @@ YNNPACK (for that jit only); the plans above make that unnecessary for convs.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -167,6 +191,7 @@ from jaxconv.functional._vjp import (
     adjoint_spec,
     check_toeplitz,
     conv_with_plan,
+    group_spec,
 )
 
 IMPLS = ("auto", "lax", "eigen", "shift", "toeplitz", "im2col", "fft")
@@ -177,11 +202,17 @@ TOEPLITZ_MAX_CHANNELS = 20  # "toeplitz" input grad only for max(C_in, C_out) up
 TOEPLITZ_MAX_WASTE = 6      # ... and a padded last dim at most this many times the kernel's
 SHIFT_MAX_TAPS = 32          # "shift" forward (stride 1) for cin/g * prod(kernel) up to this
 SHIFT_MAX_ADJOINT_TAPS = 160  # "shift" input grad for cout/g * prod(kernel) up to this
+PER_GROUP_MAX_GROUPS = 32     # grouped 1D/2D convs run group by group up to this many groups
 
 
 def parse_plan(impl: str) -> Plan | None:
-    """The `Plan` an explicit ``"F/DX/DW"`` impl names (``None`` for the plain names)."""
+    """The `Plan` an explicit ``"F/DX/DW"`` or ``"F/DX/DW/per_group"`` impl names
+    (``None`` for the plain names)."""
     parts = impl.split("/")
+    if len(parts) == 4:
+        if parts[3] != "per_group":
+            raise ValueError(f"the fourth part can only be 'per_group', got {parts[3]!r}")
+        return Plan(*parts[:3], per_group=True)
     if len(parts) != 3:
         return None
     return Plan(*parts)
@@ -196,9 +227,9 @@ def check_impl(impl: str) -> str:
     except ValueError as e:
         raise ValueError(f"impl {impl!r}: {e}") from None
     raise ValueError(
-        f"impl must be one of {IMPLS} or 'forward/input_grad/weight_grad' with forward in "
-        f"{FORWARDS}, input_grad in {INPUT_GRAD_RULES}, weight_grad in {WEIGHT_GRAD_RULES}; "
-        f"got {impl!r}"
+        f"impl must be one of {IMPLS} or 'forward/input_grad/weight_grad' (optionally "
+        f"followed by '/per_group') with forward in {FORWARDS}, input_grad in "
+        f"{INPUT_GRAD_RULES}, weight_grad in {WEIGHT_GRAD_RULES}; got {impl!r}"
     )
 
 
@@ -238,6 +269,14 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
     shift_plan = _shift_plan(spec, w_shape, x_shape, channels_last, cin_per_group)
     if shift_plan is not None:
         return shift_plan
+    if _per_group_pays(spec, w_shape, cin_per_group):
+        one = group_spec(spec)
+        w_one = (w_shape[0] // spec.groups, *w_shape[1:])
+        x_one = None
+        if x_shape is not None:
+            axis = len(x_shape) - 1 if channels_last else 1
+            x_one = tuple(n // spec.groups if i == axis else n for i, n in enumerate(x_shape))
+        return dataclasses.replace(_cpu_plan(one, w_one, x_one, channels_last), per_group=True)
     gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
         return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
@@ -275,6 +314,14 @@ def _shift_plan(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence
     return Plan("shift", dx, dw)
 
 
+def _per_group_pays(spec: ConvSpec, w_shape: Sequence[int] | None, cin_per_group: int) -> bool:
+    """Grouped, not depthwise, 1D/2D, at most PER_GROUP_MAX_GROUPS groups (the graph grows with them)."""
+    if w_shape is None or spec.groups == 1 or spec.nd == 3 or spec.groups > PER_GROUP_MAX_GROUPS:
+        return False
+    out_per_group = w_shape[1] if spec.transposed else w_shape[0] // spec.groups
+    return cin_per_group > 1 and out_per_group > 1
+
+
 def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,
                    channels_last: bool) -> bool:
     """Few channels, ungrouped, stride/dilation 1, and a last dim short against the kernel."""
@@ -291,9 +338,11 @@ def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Seque
 def explain(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
             w_shape: Sequence[int] | None = None, channels_last: bool = False,
             backend: str | None = None) -> dict[str, str]:
-    """``{"forward": ..., "input_grad": ..., "weight_grad": ...}`` for a call, as `select_plan`."""
+    """``{"forward": ..., "input_grad": ..., "weight_grad": ..., "groups": "joint" | "per_group"}``
+    for a call, as `select_plan`."""
     plan = select_plan(impl, spec, x_shape, w_shape, channels_last, backend)
-    return {"forward": plan.forward, "input_grad": plan.input_grad, "weight_grad": plan.weight_grad}
+    return {"forward": plan.forward, "input_grad": plan.input_grad, "weight_grad": plan.weight_grad,
+            "groups": "per_group" if plan.per_group else "joint"}
 
 
 def select_impl(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
@@ -309,13 +358,15 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
 
     def run(x, w, spec, channels_last):
         plan = select_plan(impl, spec, x.shape, w.shape, channels_last)
-        _check_supported(plan.forward, spec, op)
+        one = group_spec(spec) if plan.per_group else spec
+        _check_supported(plan.forward, one, op)
         if plan.input_grad == "toeplitz":
-            check_toeplitz(adjoint_spec(spec) if spec.transposed else spec, op)
+            check_toeplitz(adjoint_spec(one) if one.transposed else one, op)
         return conv_with_plan(plan)(x, w, spec, channels_last)
 
     if impl != "auto":
-        _check_supported(select_plan(impl, spec).forward, spec, op)
+        plan = select_plan(impl, spec)
+        _check_supported(plan.forward, group_spec(spec) if plan.per_group else spec, op)
     return run
 
 

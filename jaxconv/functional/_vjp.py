@@ -40,7 +40,9 @@ Rules (names used by `Plan` and by ``_dispatch``):
                 for a transposed conv, `shift_conv` of ``dy``.
 
 The forward algorithms are those of ``_dispatch`` plus ``"eigen"``
-(`eigen_conv`): XLA's convolution in a form XLA:CPU keeps off YNNPACK.
+(`eigen_conv`): XLA's convolution in a form XLA:CPU keeps off YNNPACK. A
+``Plan(..., per_group=True)`` runs a grouped convolution as one ungrouped
+convolution per group (`per_group_conv`), each with the plan's algorithm and rules.
 
 Every rule is built from differentiable ``lax``/``jnp`` ops, so gradients of
 gradients (Hessian-vector products by reverse-over-reverse) work. Forward-mode
@@ -77,11 +79,17 @@ _MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "s
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """How one conv call is computed: forward algorithm and the two gradient rules."""
+    """How one conv call is computed: forward algorithm and the two gradient rules.
+
+    ``per_group``: a grouped convolution is computed as ``groups`` ungrouped ones
+    (input channels, weight and output channels sliced per group; `per_group_conv`),
+    each by the plan's algorithm and rules.
+    """
 
     forward: str                  # "lax" | "eigen" | "shift" | "toeplitz" | "im2col" | "fft"
     input_grad: str = "autodiff"  # one of INPUT_GRAD_RULES
     weight_grad: str = "autodiff"  # one of WEIGHT_GRAD_RULES
+    per_group: bool = False
 
     def __post_init__(self):
         if self.forward not in _MODULES:
@@ -90,6 +98,8 @@ class Plan:
             raise ValueError(f"input_grad must be one of {INPUT_GRAD_RULES}, got {self.input_grad!r}")
         if self.weight_grad not in WEIGHT_GRAD_RULES:
             raise ValueError(f"weight_grad must be one of {WEIGHT_GRAD_RULES}, got {self.weight_grad!r}")
+        if not isinstance(self.per_group, bool):
+            raise TypeError(f"per_group must be a bool, got {self.per_group!r}")
 
     @property
     def custom(self) -> bool:
@@ -392,7 +402,10 @@ def conv_with_plan(plan: Plan) -> Callable:
     Where both rules are ``"autodiff"`` this is the forward implementation itself.
     Otherwise it is a ``jax.custom_vjp`` whose backward uses the plan's rules,
     falling back to JAX's autodiff of the forward for an ``"autodiff"`` rule.
+    A ``per_group`` plan is `per_group_conv` of the same plan without it.
     """
+    if plan.per_group:
+        return per_group_conv(conv_with_plan(dataclasses.replace(plan, per_group=False)))
     if not plan.custom:
         return lambda x, w, spec, channels_last: forward_fn(plan.forward, spec)(x, w, spec, channels_last)
 
@@ -416,6 +429,32 @@ def conv_with_plan(plan: Plan) -> Callable:
 
     conv.defvjp(fwd, bwd)
     return conv
+
+
+def group_spec(spec: ConvSpec) -> ConvSpec:
+    """The ungrouped convolution each group of ``spec`` is."""
+    return dataclasses.replace(spec, groups=1)
+
+
+def per_group_conv(conv: Callable) -> Callable:
+    """A grouped (transposed) convolution as ``groups`` calls of the ungrouped ``conv``.
+
+    Group ``g`` takes input channels ``[g*C_in/G, (g+1)*C_in/G)`` and weight rows
+    ``[g*W0/G, (g+1)*W0/G)`` (``W0`` = C_out for a convolution, C_in for a
+    transposed one) and gives output channels ``[g*C_out/G, (g+1)*C_out/G)``: the
+    definition of ``groups``. The outputs are concatenated; autodiff slices the
+    cotangent, and each group's gradients are ``conv``'s. XLA:CPU's grouped
+    convolutions, above all their weight gradient (a batch-grouped convolution),
+    run far slower than the ungrouped ones (``_dispatch``).
+    """
+    def conv_per_group(x, w, spec: ConvSpec, channels_last: bool):
+        axis = x.ndim - 1 if channels_last else 1
+        xs = jnp.split(x, spec.groups, axis=axis)
+        ws = jnp.split(w, spec.groups, axis=0)
+        one = group_spec(spec)
+        return jnp.concatenate([conv(x_g, w_g, one, channels_last) for x_g, w_g in zip(xs, ws)], axis=axis)
+
+    return conv_per_group
 
 
 def tiled_max_pool(x_NCS: jnp.ndarray, args) -> jnp.ndarray | None:

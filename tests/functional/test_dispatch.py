@@ -42,7 +42,16 @@ def test_cpu_decision_table():
     assert _plan((8, 1, 28, 28), (6, 1, 5, 5), stride=2) == Plan("lax", "autodiff", "eigen")  # strided: no shift
     assert _plan((8, 6, 12, 12), (16, 6, 3, 3)) == Plan("lax", "toeplitz", "eigen")    # 54 taps: no shift
     assert _plan((8, 1, 1024), (16, 1, 9)) == Plan("shift", "shift", "autodiff")       # 1D first layer
-    assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("eigen", "autodiff", "gemm")
+    # Grouped (not depthwise) 1D/2D, up to 32 groups: group by group, each by the ungrouped row.
+    assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("lax", "eigen", "eigen", per_group=True)
+    assert _plan((8, 64, 32, 32), (64, 32, 3, 3), groups=2) == Plan("eigen", per_group=True)
+    assert _plan((8, 128, 32, 32), (128, 4, 3, 3), groups=32, stride=2) == Plan(
+        "lax", "autodiff", "eigen", per_group=True)
+    assert _plan((8, 128, 32, 32), (128, 2, 3, 3), groups=64, stride=2) == Plan("lax", "autodiff", "gemm")
+    assert _plan((8, 16, 8, 8, 8), (16, 8, 3, 3, 3), groups=2) == Plan("lax", "autodiff", "gemm")  # 3D: joint
+    assert _plan((8, 64, 16, 16), (64, 16, 4, 4), stride=2, padding=1, groups=4,
+                 transposed=True) == Plan("lax", "lax", "gemm", per_group=True)
+    assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("lax", "lax", "gemm")
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift")           # depthwise
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift")
     assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift", "shift", "autodiff")  # multiplier 2
@@ -53,7 +62,7 @@ def test_cpu_decision_table():
     assert _plan((8, 64, 256), (128, 64, 1)) == Plan("im2col")
     assert _plan((8, 64, 16, 16), (64, 1, 1, 1), groups=64) == Plan("shift")           # depthwise 1x1
     assert _plan((8, 64, 256), (64, 64, 5)) == Plan("lax")                              # 1D: no YNNPACK
-    assert _plan((8, 64, 256), (64, 16, 5), groups=4) == Plan("lax", "autodiff", "gemm")
+    assert _plan((8, 64, 256), (64, 16, 5), groups=4) == Plan("lax", per_group=True)
 
 
 def test_toeplitz_needs_the_input_shape_and_no_groups():
@@ -61,8 +70,11 @@ def test_toeplitz_needs_the_input_shape_and_no_groups():
     assert _dispatch.select_plan("auto", spec, w_shape=(10, 1, 5, 5), backend="cpu") == Plan("shift", "lax", "eigen")
     x = jnp.zeros((1, 1, 28, 28))
     assert F.explain("conv2d", jnp.zeros((1, 28, 28, 1)), jnp.zeros((10, 1, 5, 5)), channels_last=True) == {
-        "forward": "shift", "input_grad": "toeplitz", "weight_grad": "eigen"}
-    assert _plan((8, 4, 12, 12), (8, 2, 5, 5), groups=2).input_grad != "toeplitz"
+        "forward": "shift", "input_grad": "toeplitz", "weight_grad": "eigen", "groups": "joint"}
+    # A grouped conv gets it only group by group, where each group is an ungrouped conv.
+    assert _plan((8, 4, 12, 12), (8, 2, 5, 5), groups=2) == Plan("lax", "toeplitz", "eigen", per_group=True)
+    assert F.explain("conv2d", jnp.zeros((1, 12, 12, 4)), jnp.zeros((8, 2, 5, 5)), groups=2,
+                     channels_last=True)["input_grad"] == "toeplitz"
     with pytest.raises(NotImplementedError, match="groups"):
         F.conv2d(jnp.zeros((1, 2, 8, 8)), jnp.zeros((2, 1, 3, 3)), groups=2, impl="toeplitz")
     with pytest.raises(NotImplementedError, match="groups"):
@@ -78,8 +90,9 @@ def test_explicit_plans_and_plain_names():
     assert _dispatch.select_impl("lax/lax/gemm", spec) == "lax"
     assert _dispatch.select_impl("auto", spec, backend="cpu") == "eigen"
     assert _dispatch.explain("auto", spec, w_shape=(4, 4, 3, 3), backend="cpu") == {
-        "forward": "lax", "input_grad": "eigen", "weight_grad": "eigen"}
+        "forward": "lax", "input_grad": "eigen", "weight_grad": "eigen", "groups": "joint"}
     assert not Plan("lax").custom and Plan("lax", "lax", "gemm").custom
+    assert _dispatch.select_plan("eigen/eigen/gemm/per_group", spec) == Plan("eigen", "eigen", "gemm", per_group=True)
 
 
 def test_plain_convs_keep_forward_mode():
@@ -91,7 +104,8 @@ def test_plain_convs_keep_forward_mode():
     assert np.allclose(y, t)
 
 
-@pytest.mark.parametrize("bad", ["LAX", "lax/gemm", "lax/gemm/lax", "banded/lax/lax", "lax/lax/toeplitz", "lax/lax/fft", ""])
+@pytest.mark.parametrize("bad", ["LAX", "lax/gemm", "lax/gemm/lax", "banded/lax/lax", "lax/lax/toeplitz", "lax/lax/fft", "",
+                                 "lax/lax/lax/split", "lax/lax/lax/per_group/x", "auto/lax/lax/per_group"])
 def test_bad_impl_names_are_rejected(bad):
     with pytest.raises(ValueError, match="impl"):
         _dispatch.check_impl(bad)
@@ -113,7 +127,7 @@ def test_public_explain_describes_a_call_by_its_arguments():
     assert F.explain("conv2d", x, w, padding=1) == dict(_dispatch.explain(
         "auto", _spec((128, 32, 26, 26), (64, 32, 3, 3), padding=1), (128, 32, 26, 26), (64, 32, 3, 3)))
     assert F.explain("conv2d", x, w, impl="lax") == {
-        "forward": "lax", "input_grad": "autodiff", "weight_grad": "autodiff"}
+        "forward": "lax", "input_grad": "autodiff", "weight_grad": "autodiff", "groups": "joint"}
     with pytest.raises(ValueError, match="op must be one of"):
         F.explain("conv4d", x, w)
     with pytest.raises(TypeError, match="output_padding"):

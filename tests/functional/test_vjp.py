@@ -138,6 +138,38 @@ def test_shift_matches_torch(case):
     assert result.gradient <= RTOL, result
 
 
+PER_GROUP_CASES = [c for i, plan in enumerate(["lax/lax/lax/per_group", "eigen/eigen/gemm/per_group",
+                                                "im2col/shift/autodiff/per_group"])
+                   for c in conv_cases.cases(seed=60 + i, n=2, impl=plan)
+                   if not plan.startswith("eigen") or c.op.endswith("2d")]
+
+
+@pytest.mark.parametrize("case", PER_GROUP_CASES, ids=lambda c: f"{c.op}-{c.impl}-{c.desc}")
+def test_per_group_plans_match_torch(case):
+    """A grouped conv computed group by group (each group an ungrouped conv with the plan's rules)."""
+    result = compare(case)
+    assert result.forward <= RTOL, result
+    assert result.gradient <= RTOL, result
+
+
+def test_per_group_is_picked_for_grouped_convs_and_matches_torch():
+    """impl="auto" on a grouped 2D conv runs it group by group; forward, gradients and a
+    vmapped call equal PyTorch's grouped conv."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 12, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((6, 4, 3, 3)).astype(np.float32)
+    kw = dict(stride=(2, 1), padding=1, groups=3)
+    assert F.explain("conv2d", x, w, **kw)["groups"] == "per_group"
+    case = Case("conv2d", str(kw), {"input": x, "weight": w}, lambda x, w: F.conv2d(x, w, **kw),
+                lambda x, w: torch.nn.functional.conv2d(x, w, **kw))
+    result = compare(case)
+    assert result.forward <= RTOL and result.gradient <= RTOL, result
+    xs = np.stack([x, x[:, ::-1]])
+    got = jax.vmap(lambda x_: F.conv2d(x_, w, **kw))(xs)
+    want = np.stack([torch.nn.functional.conv2d(torch.tensor(v.copy()), torch.tensor(w), **kw).numpy() for v in xs])
+    assert rel_error(np.asarray(got), want) <= RTOL
+
+
 def test_shift_keeps_torch_nonfinite_pattern():
     """A NaN weight (which flips the predicate of shift_conv's materialising cond) and an
     inf input reach exactly the outputs and gradients they reach in PyTorch."""
