@@ -335,7 +335,7 @@ NNX = [
      r"last dim must be in_features=3"),
     ("nnx.MaxPool2d-kernel-zero", Call(jnnx.MaxPool2d, 0), ValueError, r"kernel_size must be positive"),
     ("nnx.AvgPool2d-divisor-zero", Call(jnnx.AvgPool2d, 3, divisor_override=0), ValueError,
-     r"divisor_override must be positive"),
+     r"divisor_override must be a non-zero int"),
     ("nnx.AvgPool1d-padding", Call(jnnx.AvgPool1d, 4, padding=3), ValueError, r"pad should be at most half"),
     ("nnx.AdaptiveMaxPool2d-3-tuple", Call(jnnx.AdaptiveMaxPool2d, (1, 2, 3)), ValueError,
      r"output_size must be an int or a tuple of 2 ints"),

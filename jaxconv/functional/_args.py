@@ -118,3 +118,13 @@ def channel_axis(batched: bool, channels_last: bool, ndim: int) -> int:
     if channels_last:
         return ndim - 1
     return 1 if batched else 0
+
+
+def divisor_override(value: Any) -> int | None:
+    """``avg_pool``'s ``divisor_override``: None or a non-zero int (PyTorch divides by it, sign included)."""
+    if value is None:
+        return None
+    value = as_int(value, "divisor_override")
+    if value == 0:
+        raise ValueError("divisor_override must be a non-zero int or None, got 0")
+    return value

@@ -50,9 +50,10 @@ gradients (Hessian-vector products by reverse-over-reverse) work. Forward-mode
 custom rules needs ``impl="lax"``/``"eigen"`` (plain autodiff) for that.
 
 `tiled_max_pool` is max pooling over windows that tile the input (stride ==
-kernel), as strided slices + elementwise max (or a reshape + max for large
-windows) with a backward that selects PyTorch's argmax by comparison instead
-of gather/scatter.
+kernel), as strided slices + elementwise selection (or a reshape + max for
+large windows) with a custom JVP that selects PyTorch's argmax by comparison;
+reverse mode transposes it (selects and pads: no gather/scatter), and forward
+mode works.
 """
 
 from __future__ import annotations
@@ -492,36 +493,31 @@ def _window_slices(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> list[jnp.ndar
             for j in itertools.product(*(range(k) for k in kernel))]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _sliced_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
-    """``y = max over each window`` as a chain of elementwise maxima of `_window_slices`.
+    """``y = max over each window`` as a chain of elementwise selections over `_window_slices`.
 
-    ``jnp.maximum`` propagates NaN, so a window holding one gives NaN (PyTorch's
-    max pool). Slices and maxima are elementwise work that XLA fuses with the
-    producer (the conv's bias and ReLU) in whatever layout it picks, where the
-    reshape of `_tiled_max_pool` pins (N, C, ...) and costs transposes.
+    As PyTorch's max pool, a later element replaces the running max only if it
+    is greater (so of ``-0.0`` and ``0.0`` the first is kept) or NaN (a window
+    holding one gives NaN). Slices and selections are elementwise work that XLA
+    fuses with the producer (the conv's bias and ReLU) in whatever layout it
+    picks, where the reshape of `_tiled_max_pool` pins (N, C, ...) and costs
+    transposes.
     """
     y, *rest = _window_slices(x_NCS, kernel)
     for t in rest:
-        y = jnp.maximum(y, t)
+        y = jnp.where((t > y) | jnp.isnan(t), t, y)
     return y
 
 
-def _sliced_max_pool_fwd(x_NCS, kernel):
+@_sliced_max_pool.defjvp
+def _sliced_max_pool_jvp(kernel, primals, tangents):
+    """dy = dx at PyTorch's argmax of each window: the first position equal to the max or,
+    in a window whose max is NaN, the last NaN. Linear in dx (selections of its strided
+    slices), so reverse mode is its transpose: each position's share of the cotangent put
+    back by the slice's adjoint (a ``lax.pad`` with interior padding ``k - 1``), no scatter."""
+    (x_NCS,), (dx_NCS,) = primals, tangents
     y = _sliced_max_pool(x_NCS, kernel)
-    return y, (x_NCS, y)
-
-
-def _sliced_max_pool_bwd(kernel, res, dy):
-    """dx = dy at PyTorch's argmax of each window, 0 elsewhere.
-
-    Position ``j`` is the argmax where it equals the max and no earlier one
-    does, or, in a window whose max is NaN, where it is NaN and no later one
-    is. Each position's share is put back in place by the adjoint of its
-    strided slice (``lax.pad`` with interior padding ``k - 1``); the shares
-    are disjoint, so their sum is dx.
-    """
-    x_NCS, y = res
     slices = _window_slices(x_NCS, kernel)
     y_nan = jnp.isnan(y)
     first, seen = [], None
@@ -534,18 +530,12 @@ def _sliced_max_pool_bwd(kernel, res, dy):
         hit = jnp.isnan(slices[i])
         last_nan[i] = hit if seen is None else hit & ~seen
         seen = hit if seen is None else seen | hit
-    zero = jnp.zeros((), dy.dtype)
-    dx = None
-    for j, f, n in zip(itertools.product(*(range(k) for k in kernel)), first, last_nan):
-        share = jnp.where(jnp.where(y_nan, n, f), dy, zero)
-        pads = [(0, 0, 0)] * 2 + [(ji, size - ji - (o - 1) * k - 1, k - 1)
-                                  for ji, o, k, size in zip(j, y.shape[2:], kernel, x_NCS.shape[2:])]
-        placed = lax.pad(share, zero, pads)
-        dx = placed if dx is None else dx + placed
-    return (dx,)
-
-
-_sliced_max_pool.defvjp(_sliced_max_pool_fwd, _sliced_max_pool_bwd)
+    zero = jnp.zeros((), dx_NCS.dtype)
+    dy = None
+    for f, n, t in zip(first, last_nan, _window_slices(dx_NCS, kernel)):
+        share = jnp.where(jnp.where(y_nan, n, f), t, zero)
+        dy = share if dy is None else dy + share
+    return y, dy
 
 
 def _windows(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
@@ -559,40 +549,37 @@ def _window_axes(nd: int) -> tuple[int, ...]:
     return tuple(3 + 2 * a for a in range(nd))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _tiled_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
-    """``y = max over each window``; NaN if the window holds one (PyTorch's max pool)."""
+    """``y = max over each window``; NaN if the window holds one (PyTorch's max pool).
+
+    Unlike PyTorch (and `_sliced_max_pool`), a window whose max is zero may
+    give ``0.0`` where its first zero is ``-0.0``: an exact first-max
+    selection costs this path (large windows) ~5x its reduction.
+    """
     xw = _windows(x_NCS, kernel)
     axes = _window_axes(len(kernel))
     y = jnp.max(xw, axis=axes)
     return jnp.where(jnp.any(jnp.isnan(xw), axis=axes), jnp.nan, y)
 
 
-def _tiled_max_pool_fwd(x_NCS, kernel):
+@_tiled_max_pool.defjvp
+def _tiled_max_pool_jvp(kernel, primals, tangents):
+    """dy = dx at PyTorch's argmax of each window: the first position (row-major in the
+    window) equal to the max or, when the window holds NaNs, the last NaN; positions
+    ``p`` are an iota over the window dims, so both are a min/max over the window.
+    Linear in dx, so reverse mode is its transpose: a select and a pad, no scatter."""
+    (x_NCS,), (dx_NCS,) = primals, tangents
     y = _tiled_max_pool(x_NCS, kernel)
-    return y, (x_NCS, y)
-
-
-def _tiled_max_pool_bwd(kernel, res, dy):
-    """dx = dy at PyTorch's argmax of each window, 0 elsewhere.
-
-    The argmax is the first position (row-major in the window) equal to the
-    max, or the last NaN when the window holds NaNs; positions ``p`` are an
-    iota over the window dims, so both are a min/max over the window.
-    """
-    x_NCS, y = res
     axes = _window_axes(len(kernel))
     xw = _windows(x_NCS, kernel)
     pos = _window_positions(kernel, xw.ndim, axes)
     y_b = jnp.expand_dims(y, axes)
-    big = math.prod(kernel)
-    first = jnp.min(jnp.where(xw == y_b, pos, big), axis=axes, keepdims=True)
+    first = jnp.min(jnp.where(xw == y_b, pos, math.prod(kernel)), axis=axes, keepdims=True)
     last_nan = jnp.max(jnp.where(jnp.isnan(xw), pos, -1), axis=axes, keepdims=True)
-    pick = jnp.where(jnp.isnan(y_b), last_nan, first)
-    dxw = jnp.where(pos == pick, jnp.expand_dims(dy, axes), jnp.zeros((), dy.dtype))
-    dx = dxw.reshape(*xw.shape[:2], *(o * k for o, k in zip(y.shape[2:], kernel)))
-    pads = [(0, 0, 0)] * 2 + [(0, n - o * k, 0) for n, o, k in zip(x_NCS.shape[2:], y.shape[2:], kernel)]
-    return (lax.pad(dx, jnp.zeros((), dx.dtype), pads),)
+    at_max = pos == jnp.where(jnp.isnan(y_b), last_nan, first)
+    dy = jnp.sum(jnp.where(at_max, _windows(dx_NCS, kernel), jnp.zeros((), dx_NCS.dtype)), axis=axes)
+    return y, dy
 
 
 def _window_positions(kernel: tuple[int, ...], ndim: int, axes: tuple[int, ...]) -> jnp.ndarray:
@@ -605,4 +592,3 @@ def _window_positions(kernel: tuple[int, ...], ndim: int, axes: tuple[int, ...])
     return pos
 
 
-_tiled_max_pool.defvjp(_tiled_max_pool_fwd, _tiled_max_pool_bwd)

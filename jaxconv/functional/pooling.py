@@ -270,10 +270,7 @@ def _avg_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
               count_include_pad: Any, divisor_override: Any, channels_last: Any) -> jnp.ndarray:
     ceil_mode = check_flag(ceil_mode, "ceil_mode")
     count_include_pad = check_flag(count_include_pad, "count_include_pad")
-    if divisor_override is not None:
-        divisor_override = _args.as_int(divisor_override, "divisor_override")
-        if divisor_override == 0:
-            raise ValueError("divisor_override must be a non-zero int or None, got 0")
+    divisor_override = _args.divisor_override(divisor_override)
     x, layout, spatial = prepare_input(op, input, nd, channels_last)
     args = _pool_args(op, spatial, kernel_size, stride, padding, 1, ceil_mode)
     windows, divisors = [], []

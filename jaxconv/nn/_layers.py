@@ -338,7 +338,7 @@ def avg_pool_config(nd: int, kernel_size: Any, stride: Any = None, padding: Any 
     if divisor_override is not None:
         if nd == 1:
             raise TypeError("AvgPool1d has no divisor_override argument (as torch.nn.AvgPool1d)")
-        kwargs["divisor_override"] = _args.as_int(divisor_override, "divisor_override", minimum=1)
+        kwargs["divisor_override"] = _args.divisor_override(divisor_override)
     return PoolConfig(f"avg_pool{nd}d", tuple(kwargs.items()))
 
 
@@ -348,8 +348,8 @@ def adaptive_pool_config(kind: str, nd: int, output_size: Any, return_indices: b
     if output_size is None or isinstance(output_size, str):
         raise TypeError(f"output_size must be an int or a tuple of {nd} ints or None, got {output_size!r}")
     if isinstance(output_size, Sequence):
-        items = list(output_size) * (nd if len(output_size) == 1 else 1)
-        if len(items) != nd:
+        items = list(output_size)
+        if len(items) != nd:  # PyTorch expands an int, not a one-element tuple
             raise ValueError(f"output_size must be an int or a tuple of {nd} ints or None, got {output_size!r}")
         size = tuple(None if v is None else _args.as_int(v, "output_size", minimum=0) for v in items)
     else:

@@ -230,6 +230,22 @@ def test_tiled_max_pool_matches_torch(seed, sliced_max, monkeypatch):
     (tg,) = torch.autograd.grad(ty, tx, torch.tensor(dy))
     np.testing.assert_array_equal(np.asarray(y), ty.detach().numpy())  # NaNs compare equal here
     np.testing.assert_array_equal(np.asarray(g), tg.numpy())
+    # Forward mode: the tangent at torch's argmax of each window.
+    t = rng.standard_normal(x.shape).astype(np.float32)
+    _, ty_jvp = jax.jvp(lambda x_: _vjp.tiled_max_pool(x_, args), (jnp.asarray(x),), (jnp.asarray(t),))
+    _, idx = getattr(torch.nn.functional, f"max_pool{nd}d")(torch.tensor(x), kernel, return_indices=True)
+    want = np.take_along_axis(t.reshape(2, 3, -1), idx.numpy().reshape(2, 3, -1), axis=2).reshape(y.shape)
+    np.testing.assert_array_equal(np.asarray(ty_jvp), want)
+
+
+def test_sliced_max_pool_keeps_the_first_of_signed_zeros():
+    """PyTorch replaces the running max only by a greater value: max(-0.0, 0.0) is -0.0."""
+    x = np.zeros((1, 2, 2, 2), np.float32)
+    x[0, 0, 0, 0], x[0, 1, 1, 1] = -0.0, -0.0
+    got = np.asarray(F.max_pool2d(jnp.asarray(x), 2))
+    want = torch.nn.functional.max_pool2d(torch.tensor(x), 2).numpy()
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
+    assert np.signbit(got[0, 0, 0, 0]) and not np.signbit(got[0, 1, 0, 0])
 
 
 def test_tiled_max_pool_declines_other_windows():

@@ -34,6 +34,7 @@ POOL_CASES = [
     ("MaxPool3d", (2,), dict(return_indices=True), (1, 2, 4, 6, 5)),
     ("AvgPool1d", (3,), dict(stride=2, padding=1, count_include_pad=False, ceil_mode=True), (2, 3, 10)),
     ("AvgPool2d", (3,), dict(stride=2, padding=1, divisor_override=4), (2, 3, 9, 10)),
+    ("AvgPool3d", (2,), dict(divisor_override=-3), (1, 2, 4, 6, 5)),
     ("AvgPool2d", ((3, 2),), dict(padding=(1, 1), ceil_mode=True, count_include_pad=False), (2, 3, 9, 10)),
     ("AvgPool3d", (2,), dict(stride=(1, 2, 2), padding=1), (1, 2, 4, 6, 5)),
     ("AdaptiveAvgPool1d", (4,), {}, (2, 3, 10)),
@@ -69,6 +70,7 @@ def test_pool_channels_last_matches_torch(name, args, kwargs, shape):
     ("AvgPool2d", dict(kernel_size=3, divisor_override=0), ValueError, "divisor_override"),
     ("AvgPool2d", dict(kernel_size=3, stride=(1, 2, 3)), ValueError, "stride"),
     ("AdaptiveAvgPool2d", dict(output_size=(1, 2, 3)), ValueError, "output_size"),
+    ("AdaptiveMaxPool3d", dict(output_size=(3,)), ValueError, "output_size"),  # torch: "must be 3"
     ("AdaptiveMaxPool1d", dict(output_size="4"), TypeError, "output_size"),
     ("MaxPool1d", dict(kernel_size=2, ceil_mode=1), TypeError, "ceil_mode must be a bool"),
 ])
