@@ -337,10 +337,11 @@ def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Seque
 
 def explain(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,
             w_shape: Sequence[int] | None = None, channels_last: bool = False,
-            backend: str | None = None) -> dict[str, str]:
+            backend: str | None = None, op: str = "conv") -> dict[str, str]:
     """``{"forward": ..., "input_grad": ..., "weight_grad": ..., "groups": "joint" | "per_group"}``
-    for a call, as `select_plan`."""
+    for a call, as `select_plan`; raises the call's ValueError where the plan cannot compute it."""
     plan = select_plan(impl, spec, x_shape, w_shape, channels_last, backend)
+    check_plan(plan, spec, op)
     return {"forward": plan.forward, "input_grad": plan.input_grad, "weight_grad": plan.weight_grad,
             "groups": "per_group" if plan.per_group else "joint"}
 
@@ -358,16 +359,21 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
 
     def run(x, w, spec, channels_last):
         plan = select_plan(impl, spec, x.shape, w.shape, channels_last)
-        one = group_spec(spec) if plan.per_group else spec
-        _check_supported(plan.forward, one, op)
-        if plan.input_grad == "toeplitz":
-            check_toeplitz(adjoint_spec(one) if one.transposed else one, op)
+        check_plan(plan, spec, op)
         return conv_with_plan(plan)(x, w, spec, channels_last)
 
     if impl != "auto":
-        plan = select_plan(impl, spec)
-        _check_supported(plan.forward, group_spec(spec) if plan.per_group else spec, op)
+        check_plan(select_plan(impl, spec), spec, op)
     return run
+
+
+def check_plan(plan: Plan, spec: ConvSpec, op: str) -> None:
+    """Raises ValueError where ``plan``'s algorithms cannot compute ``spec`` (e.g. fft with a
+    stride, toeplitz on a grouped or transposed conv)."""
+    one = group_spec(spec) if plan.per_group else spec
+    _check_supported(plan.forward, one, op)
+    if plan.input_grad == "toeplitz":
+        check_toeplitz(adjoint_spec(one) if one.transposed else one, op)
 
 
 def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:

@@ -4,14 +4,19 @@ A transposed convolution is the gradient of a convolution w.r.t. its input:
 a convolution of the input dilated by ``stride`` (``lhs_dilation``) with the
 spatially flipped kernel whose in/out channel roles are swapped per group,
 padded by ``d*(k-1) - p`` before and ``d*(k-1) - p + output_padding`` after
-(negative pads crop).
+(negative pads crop). With a non-finite weight the result is im2col's, whose
+NaN/inf pattern is PyTorch's (`nonfinite_as_torch`).
 """
 
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxconv.functional import _im2col
 from jaxconv.functional._spec import ConvSpec
 
 _SPATIAL = "DHW"
@@ -51,7 +56,7 @@ def transposed_padding(spec: ConvSpec, kernel) -> tuple[tuple[int, int], ...]:
 
 
 def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    return lax.conv_general_dilated(
+    y = lax.conv_general_dilated(
         x,
         transposed_weight_as_conv(w, spec.groups),
         window_strides=(1,) * spec.nd,
@@ -61,3 +66,30 @@ def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last
         feature_group_count=spec.groups,
         dimension_numbers=dimension_numbers(spec.nd, channels_last),
     )
+    return nonfinite_as_torch(y, x, w, spec, channels_last)
+
+
+def nonfinite_as_torch(y: jnp.ndarray, x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec,
+                       channels_last: bool) -> jnp.ndarray:
+    """The transposed convolution ``y`` where ``w`` is finite, else im2col's of ``(x, w)``.
+
+    A transposed convolution computed as a convolution of the stride-dilated,
+    padded input multiplies the inserted zeros by every weight, so an inf/nan
+    weight puts NaN (``0 * inf``) where PyTorch, which forms only the products
+    of real inputs (GEMM into columns + col2im, as `_im2col.conv_transpose`),
+    has a number or inf. A `lax.cond` on the weight's finiteness picks im2col's
+    value then; ``y`` is computed outside it, because inside a branch XLA:CPU
+    runs convolutions on a slow generic path (8x slower measured). Derivatives
+    are ``y``'s (a custom JVP passing ``y``'s tangent through).
+    """
+    return _pick_finite(y, x, w, spec, channels_last)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
+def _pick_finite(y, x, w, spec, channels_last):
+    return lax.cond(jnp.isfinite(w).all(), lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
+
+
+@_pick_finite.defjvp
+def _pick_finite_jvp(spec, channels_last, primals, tangents):
+    return _pick_finite(*primals, spec, channels_last), tangents[0]

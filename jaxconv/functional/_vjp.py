@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.functional import _lax
+from jaxconv.functional import _im2col, _lax
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
@@ -156,11 +156,13 @@ def eigen_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
 
 
 def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """``impl="lax"``'s transposed convolution in the form XLA:CPU runs on Eigen."""
-    return _conv_off_ynn(
+    """``impl="lax"``'s transposed convolution in the form XLA:CPU runs on Eigen (with
+    `_lax.nonfinite_as_torch`'s NaN/inf pattern)."""
+    y = _conv_off_ynn(
         x, _lax.transposed_weight_as_conv(w, spec.groups), strides=(1,) * spec.nd,
         padding=_lax.transposed_padding(spec, w.shape[2:]), lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
         groups=spec.groups, dn=_lax.dimension_numbers(spec.nd, channels_last))
+    return _lax.nonfinite_as_torch(y, x, w, spec, channels_last)
 
 
 def shift_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
@@ -220,18 +222,14 @@ def shift_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarr
     whose in/out channel roles are swapped per group (``m * prod(kernel)`` taps per
     output for ``m`` outputs per group of the transposed conv's input).
 
-    The inserted zeros meet every weight, so a non-finite weight would put NaN
-    (``0 * inf``) where PyTorch, which only forms the products of real inputs, has
-    none: with an ``inf``/``nan`` in ``w`` the call computes XLA's transposed
-    convolution instead (a `lax.cond`), whose pattern is PyTorch's.
+    The inserted zeros meet every weight; `_lax.nonfinite_as_torch` gives PyTorch's
+    NaN/inf pattern for a non-finite weight.
     """
     pads = [(lo, hi, s - 1) for (lo, hi), s in zip(_lax.transposed_padding(spec, w.shape[2:]), spec.stride)]
     inner = ConvSpec(spec.nd, (1,) * spec.nd, ((0, 0),) * spec.nd, spec.dilation, spec.groups)
-    return lax.cond(
-        all_finite(w),
-        lambda: shift_conv(_pad_spatial(x, pads, channels_last),
-                           _lax.transposed_weight_as_conv(w, spec.groups), inner, channels_last),
-        lambda: _lax.conv_transpose(x, w, spec, channels_last))
+    y = shift_conv(_pad_spatial(x, pads, channels_last), _lax.transposed_weight_as_conv(w, spec.groups),
+                   inner, channels_last)
+    return _lax.nonfinite_as_torch(y, x, w, spec, channels_last)
 
 
 def _pad_spatial(x: jnp.ndarray, pads: Sequence[tuple[int, int, int]], channels_last: bool) -> jnp.ndarray:
@@ -258,10 +256,11 @@ def conv_input_grad_spec(spec: ConvSpec, in_spatial: Sequence[int], kernel: Sequ
 def check_toeplitz(spec: ConvSpec, op: str = "conv") -> None:
     """``"toeplitz"`` computes ungrouped, non-transposed convolutions (as a forward)."""
     if spec.transposed:
-        raise NotImplementedError(f"{op}: impl 'toeplitz' computes convolutions, not transposed ones")
+        raise ValueError(f"{op}: impl 'toeplitz' computes convolutions, not transposed ones; use impl='auto' or 'im2col'")
     if spec.groups != 1:
-        raise NotImplementedError(f"{op}: impl 'toeplitz' computes ungrouped convolutions (groups=1), "
-                                  f"got groups={spec.groups}")
+        raise ValueError(f"{op}: impl 'toeplitz' computes ungrouped convolutions (groups=1), got "
+                         f"groups={spec.groups}; use impl='auto', or a per-group plan such as "
+                         "'lax/toeplitz/eigen/per_group'")
 
 
 def toeplitz_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
@@ -285,12 +284,14 @@ def toeplitz_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     ``dY @ T^T`` scattered back by the slices' adjoint (``_dispatch``). The
     band's zeros would also multiply non-finite values (``0 * inf = nan``
     spreading along a whole output row), so when ``x`` or ``w`` holds an
-    ``inf``/``nan`` the call computes XLA's convolution instead (a `lax.cond`
-    on their finiteness): non-finite values reach exactly the outputs they
-    reach in PyTorch.
+    ``inf``/``nan`` the call computes im2col's convolution instead (a `lax.cond`
+    on their finiteness), PyTorch's algorithm on CPU: non-finite values reach
+    exactly the outputs they reach in PyTorch. (Not XLA's: inside a `lax.cond`
+    branch XLA:CPU runs convolutions on a slow generic path that skips the
+    padding, so ``0 * inf`` products PyTorch forms go missing.)
     """
     return lax.cond(all_finite(x, w), lambda: _toeplitz_gemm(x, w, spec, channels_last),
-                    lambda: _lax.conv(x, w, spec, channels_last))
+                    lambda: _im2col.conv(x, w, spec, channels_last))
 
 
 def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
@@ -379,7 +380,7 @@ def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.
     fn = forward_fn(rule, spec)
     dx = lambda f: jax.vjp(lambda x_: f(x_, w, spec, channels_last), x)[1](dy)[0]  # noqa: E731
     if rule == "toeplitz":  # The band's transpose would spread a non-finite dy: see toeplitz_conv.
-        return lax.cond(all_finite(dy), lambda: dx(fn), lambda: dx(_lax.conv))
+        return lax.cond(all_finite(dy), lambda: dx(fn), lambda: dx(_im2col.conv))
     return dx(fn)
 
 

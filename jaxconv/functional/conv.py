@@ -90,7 +90,7 @@ def explain(op: str, input: Any, weight: Any, *, impl: str = "auto", channels_la
         raise TypeError(f"explain: {op} takes no argument(s) {sorted(unknown)}")
     spec = conv_spec(op, x_shape, w_shape, nd=nd, channels_last=channels_last, transposed=transposed,
                      **(defaults | hyperparameters))
-    return _dispatch.explain(impl, spec, x_shape, w_shape, channels_last)
+    return _dispatch.explain(impl, spec, x_shape, w_shape, channels_last, op=op)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *,
