@@ -134,8 +134,16 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
       1D 64->128 L256 b32           5.1 / 7.0    4.0 / 8.8       4.2 / 9.4    3.1 / 9.9
       64->128 g4 32x32 b32          6.0 / 8.7    7.4 / 249       29.2 / 248   17.6 / 36.6
 
-* Grouped convs, group by group vs as one grouped convolution (the previous
-  rows' plan), ms forward / fwd+bwd, same run, loaded 2-core machine::
+* Grouped convs, group by group vs as one grouped convolution (the plan of
+  the rows below), quiet machine, speed over PyTorch, forward / fwd+bwd
+  (``python -m benchmarks.ops --only g4 --impls auto,eigen/autodiff/gemm,...``)::
+
+      conv                                  per group       joint
+      3x3 g4 64->64 32x32 b32               0.57x / 0.74x   0.37x / 0.45x (eigen/autodiff/gemm)
+      transposed 4x4 s2 g4 64->64 16x16     0.64x / 0.84x   0.36x / 0.57x (eigen/lax/gemm)
+      conv1d k5 g4 64->64 L256 b32          0.45x / 0.98x   0.50x / 0.73x (lax/autodiff/gemm)
+
+  and a sweep, ms forward / fwd+bwd, same run, loaded 2-core machine::
 
       conv                                  per group       joint          PyTorch
       3x3 g4 64->64 32x32 b32               37.8 / 134      66.6 / 219     48.0 / 139
