@@ -70,12 +70,15 @@ _OPS = {f"conv{nd}d": (nd, False) for nd in (1, 2, 3)} | {
 
 def explain(op: str, input: Any, weight: Any, *, impl: str = "auto", channels_last: bool = False,
             **hyperparameters: Any) -> dict[str, str]:
-    """Which algorithms ``impl`` uses for a call: ``{"forward", "input_grad", "weight_grad"}``.
+    """Which algorithms ``impl`` uses for a call: ``{"forward", "input_grad", "weight_grad",
+    "groups"}`` (``"groups"``: ``"per_group"`` where a grouped conv runs as one ungrouped
+    conv per group, else ``"joint"``).
 
     ``explain("conv2d", x, w, stride=2)`` describes ``conv2d(x, w, stride=2)``;
     ``input``/``weight`` may be arrays or anything with a ``.shape`` (e.g.
     ``jax.ShapeDtypeStruct``). The choice depends on the shapes, the
-    hyperparameters and the default backend (see ``_dispatch``).
+    hyperparameters and the default backend (see ``_dispatch``). Raises the
+    ValueError the call would raise where ``impl`` cannot compute it.
     """
     if op not in _OPS:
         raise ValueError(f"op must be one of {sorted(_OPS)}, got {op!r}")
