@@ -101,10 +101,29 @@ def _as_mapping(params: Any) -> Any:
     except ImportError:  # pragma: no cover - flax is a dependency
         return params
     if isinstance(params, nnx.Module):
-        params = nnx.state(params, nnx.Param)
+        return _in_attribute_order(nnx.to_pure_dict(nnx.state(params, nnx.Param)), params)
     if isinstance(params, nnx.State):
         params = nnx.to_pure_dict(params)
     return params
+
+
+def _in_attribute_order(tree: Any, node: Any) -> Any:
+    """``tree`` (nnx's state, keys sorted) in PyTorch's state_dict order: a module's own
+    parameters first (``weight`` before ``bias``), then its submodules as their attributes
+    were set (modules rebuilt by nnx transforms such as ``eval_shape`` list them sorted)."""
+    if not isinstance(tree, Mapping):
+        return tree
+    names = list(range(len(node))) if isinstance(node, (list, tuple)) else list(getattr(node, "__dict__", {}))
+    rank = {name: i for i, name in enumerate(names)} | {"weight": -2, "bias": -1}
+
+    def order(key):
+        return (isinstance(tree[key], Mapping), rank.get(key, len(rank)), str(key))
+
+    out = {}
+    for key in sorted(tree, key=order):
+        child = node[key] if isinstance(node, (list, tuple)) else getattr(node, str(key), None)
+        out[key] = _in_attribute_order(tree[key], child)
+    return out
 
 
 def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any]:
