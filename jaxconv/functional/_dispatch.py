@@ -191,6 +191,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 
+from jaxconv.functional import _args
 from jaxconv.functional._spec import ConvSpec
 from jaxconv.functional._vjp import (
     INPUT_GRAD_RULES,
@@ -282,7 +283,7 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
         w_one = (w_shape[0] // spec.groups, *w_shape[1:])
         x_one = None
         if x_shape is not None:
-            axis = len(x_shape) - 1 if channels_last else 1
+            axis = _args.channel_axis(True, channels_last, len(x_shape))
             x_one = tuple(n // spec.groups if i == axis else n for i, n in enumerate(x_shape))
         return dataclasses.replace(_cpu_plan(one, w_one, x_one, channels_last), per_group=True)
     gemm_dw = spec.transposed or grouped

@@ -70,7 +70,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.functional import _im2col, _lax
+from jaxconv.functional import _args, _im2col, _lax
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
@@ -194,7 +194,7 @@ def _shift_sum(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """`shift_conv`'s sum of shifted, scaled slices."""
     g = spec.groups
     q, m = w.shape[1], w.shape[0] // g
-    ch = x.ndim - 1 if channels_last else 1
+    ch = _args.channel_axis(True, channels_last, x.ndim)
     sp_axes = [a for a in range(1, x.ndim) if a != ch]
     x_pad = _pad_input(x, spec, channels_last)
     blocks = spec.out_spatial([x.shape[a] for a in sp_axes], w.shape[2:])
@@ -450,7 +450,7 @@ def per_group_conv(conv: Callable) -> Callable:
     run far slower than the ungrouped ones (``_dispatch``).
     """
     def conv_per_group(x, w, spec: ConvSpec, channels_last: bool):
-        axis = x.ndim - 1 if channels_last else 1
+        axis = _args.channel_axis(True, channels_last, x.ndim)
         xs = jnp.split(x, spec.groups, axis=axis)
         ws = jnp.split(w, spec.groups, axis=0)
         one = group_spec(spec)
