@@ -36,7 +36,7 @@ class ConvNet(nn.Module):
         self.conv2 = jnn.Conv2d(10, 20, 5)
         self.fc1 = jnn.Linear(20 * side * side, 50)
         self.fc2 = jnn.Linear(50, self.num_classes)
-        self.drop = nn.Dropout(self.dropout)
+        self.drop = jnn.Dropout(self.dropout)
 
     def __call__(self, x: Any, train: bool = False) -> jax.Array:
         x = jax.nn.relu(F.max_pool2d(self.conv1(x), 2))

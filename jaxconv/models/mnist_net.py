@@ -31,8 +31,8 @@ class MnistNet(nn.Module):
                    in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 32, 3, 1)
         self.conv2 = jnn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
+        self.dropout1 = jnn.Dropout(0.25)
+        self.dropout2 = jnn.Dropout(0.5)
         self.fc1 = jnn.Linear(64 * side * side, 128)
         self.fc2 = jnn.Linear(128, self.num_classes)
 

@@ -3,8 +3,9 @@
 Each layer takes PyTorch's constructor arguments (plus ``impl`` and
 ``channels_last``), validates them when built, names and shapes its
 parameters as PyTorch (``weight``, ``bias``) with PyTorch's default init, and
-computes what the PyTorch module computes. Use flax's ``nn.Dropout`` and
-activations alongside. For NNX see `jaxconv.nnx`.
+computes what the PyTorch module computes. `Dropout` is flax's
+``nn.Dropout`` with cheaper masks; use flax's activations alongside. For NNX
+see `jaxconv.nnx`.
 """
 
 from jaxconv.nn.conv import (
@@ -17,6 +18,7 @@ from jaxconv.nn.conv import (
     ConvTranspose3d,
     SeparableConv2d,
 )
+from jaxconv.nn.dropout import Dropout
 from jaxconv.nn.linear import Flatten, Linear
 from jaxconv.nn.pooling import (
     AdaptiveAvgPool1d,
@@ -50,6 +52,7 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "Dropout",
     "Flatten",
     "Linear",
     "MaxPool1d",

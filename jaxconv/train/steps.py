@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxconv.nn.dropout import keep_mask
 from jaxconv.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -41,9 +42,9 @@ def _per_example_dropout(example_ids: jax.Array):
     instead of one draw over the whole batch, so it does not depend on how the
     batch is split over devices: pmap then reproduces the single-device
     trajectory (jit with a sharded batch does in any case). Otherwise it is
-    ``nn.Dropout``: keep with probability ``1 - rate``, scale kept values by
-    ``1 / (1 - rate)``, share masks along ``broadcast_dims``. The model itself
-    still runs batched.
+    ``nn.Dropout``: keep with probability ``1 - rate`` (masks from
+    `jaxconv.nn.dropout.keep_mask`), scale kept values by ``1 / (1 - rate)``,
+    share masks along ``broadcast_dims``. The model itself still runs batched.
     """
 
     def interceptor(next_fun, args, kwargs, context):
@@ -70,7 +71,7 @@ def _per_example_dropout(example_ids: jax.Array):
         shape = [1 if d + 1 in module.broadcast_dims else n for d, n in enumerate(inputs.shape[1:])]
 
         def example_mask(i):
-            return jax.random.bernoulli(jax.random.fold_in(rng, i), keep_prob, shape)
+            return keep_mask(jax.random.fold_in(rng, i), keep_prob, shape)
 
         mask = jnp.broadcast_to(jax.vmap(example_mask)(example_ids), inputs.shape)
         return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))

@@ -237,3 +237,4 @@ def test_dropout_run_resumed_from_checkpoint_is_bit_identical(tmp_path):
         resumed_losses.append(float(m["loss"]))
     assert resumed_losses == losses[2:]
     jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
+
