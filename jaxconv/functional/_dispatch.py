@@ -30,11 +30,13 @@ and keeps forward-mode differentiation available)::
     gpu/tpu      any                           lax      autodiff    autodiff
     cpu          pointwise (kernel 1), not     im2col   autodiff    autodiff
                  depthwise or transposed
-    cpu          depthwise, cout/g = 1         shift    autodiff    autodiff
-                 (g > 1, cin/g = 1)
-    cpu          other depthwise, or few taps  shift    shift if cout/g*prod(k) <= 160, else
-                 (cin/g*prod(k) <= 32) at               toeplitz if banded fit, else lax
-                 stride 1, not transposed                           autodiff if depthwise or not 2D, else eigen
+    cpu          depthwise (g > 1, cin/g = 1,  shift    autodiff if cout/g = 1, stride 1 and
+                 not transposed), or few taps           prod(k) <= 9, else
+                 (cin/g*prod(k) <= 32) at               shift if cout/g*prod(k) <= 160, else
+                 stride 1, not transposed               toeplitz if banded fit, else lax
+                                                                    depthwise: shift (autodiff for one tap
+                                                                    or a scan carry over 2**25 elements);
+                                                                    else eigen in 2D, autodiff in 1D/3D
     cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
                  groups <= 32                    (ungrouped) convolution
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
@@ -89,13 +91,17 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   (the pool).
 * Depthwise: every XLA convolution is slow (forward 195 lax, 512 eigen;
   input grad 136 / 540; weight grad 93 / 130; gemm 800). "shift" does it as
-  fused elementwise work: forward 30-40x faster than lax, same run. Its
-  gradients by autodiff are per-tap slices and sums; a custom input-gradient
-  rule ("shift" of the transposed conv) is no faster for multiplier 1 (fwd+bwd
-  53 vs 58 ms, 3x3 64 32x32 b32), so autodiff stays (and keeps forward mode).
-  The weight gradient (9 per-channel reductions over N*H*W: each strided slice
-  is copied out before XLA:CPU's reduction takes it) costs ~40 ms of that, 3x
-  PyTorch's whole fwd+bwd; see BENCHMARKS.md.
+  fused elementwise work: forward 30-40x faster than lax, same run. Autodiff's
+  weight gradient is one per-channel reduction over N*H*W per tap, and XLA:CPU
+  copies each strided slice out before reducing it; the "shift" weight
+  gradient (`_vjp.shift_weight_grad`, a scan over the batch accumulating every
+  tap's products) is 2-2.5x faster on every shape measured, quiet machine,
+  fwd+bwd ms, autodiff weight grad -> shift: 3x3 64 32x32 b32 46 -> 20; 3x3 s2
+  m2 32->64 56x56 b32 45.5 -> 37.6; 5x5 96 28x28 b32 157 -> 59; 3x3 32
+  112x112 b16 125 -> 62; 7x7 128 56x56 b8 (79 MB carry) 306 -> 139; 1D k7 64
+  L512 b32 13.8 -> 5.9. A "shift" input gradient beats autodiff's for strides,
+  multipliers and kernels past 3x3 (3x3 s2 64 32x32: 13.8 -> 9.9; 7x7 96
+  28x28: 138 -> 103) but not for 3x3 at multiplier 1 (19.4 vs 23.7).
 * Few taps per output, quiet machine, ms (forward / input grad; batch 128
   unless noted; "shift" fwd and dx are the custom rules)::
 
@@ -212,6 +218,8 @@ TOEPLITZ_MAX_WASTE = 6      # ... and a padded last dim at most this many times 
 SHIFT_MAX_TAPS = 32          # "shift" forward (stride 1) for cin/g * prod(kernel) up to this
 SHIFT_MAX_ADJOINT_TAPS = 160  # "shift" input grad for cout/g * prod(kernel) up to this
 PER_GROUP_MAX_GROUPS = 32     # grouped 1D/2D convs run group by group up to this many groups
+DEPTHWISE_AUTODIFF_DX_TAPS = 9  # depthwise, multiplier 1, stride 1: autodiff input grad up to this many taps
+SHIFT_DW_MAX_CARRY = 2**25    # "shift" weight grad of depthwise convs while its scan carry has at most this many elements
 
 
 def parse_plan(impl: str) -> Plan | None:
@@ -311,16 +319,31 @@ def _shift_plan(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence
     if not depthwise and (cin_per_group * taps > SHIFT_MAX_TAPS or any(s > 1 for s in spec.stride)):
         return None
     m = w_shape[0] // spec.groups
-    if depthwise and m == 1:  # autodiff of it is as fast as the custom rules, and keeps forward mode
-        return Plan("shift")
-    if m * taps <= SHIFT_MAX_ADJOINT_TAPS:
+    strided = any(s > 1 for s in spec.stride)
+    if depthwise and m == 1 and not strided and taps <= DEPTHWISE_AUTODIFF_DX_TAPS:
+        dx = "autodiff"
+    elif m * taps <= SHIFT_MAX_ADJOINT_TAPS:
         dx = "shift"
     elif _toeplitz_fits(spec, w_shape, x_shape, channels_last):
         dx = "toeplitz"
     else:
         dx = "lax"
-    dw = "eigen" if spec.nd == 2 and not depthwise else "autodiff"
+    if depthwise:
+        fits = _scan_carry(spec, w_shape, x_shape, channels_last) <= SHIFT_DW_MAX_CARRY
+        dw = "shift" if taps > 1 and fits else "autodiff"  # one tap: a plain product and sum
+    else:
+        dw = "eigen" if spec.nd == 2 else "autodiff"
     return Plan("shift", dx, dw)
+
+
+def _scan_carry(spec: ConvSpec, w_shape: Sequence[int], x_shape: Sequence[int] | None,
+                channels_last: bool) -> int:
+    """Elements in `_vjp.shift_weight_grad`'s scan carry, one output-sized sum per
+    (input channel of a group, tap); 0 without ``x_shape``."""
+    if x_shape is None:
+        return 0
+    spatial = x_shape[1:-1] if channels_last else x_shape[2:]
+    return w_shape[1] * math.prod(w_shape[2:]) * w_shape[0] * math.prod(spec.out_spatial(spatial, w_shape[2:]))
 
 
 def _per_group_pays(spec: ConvSpec, w_shape: Sequence[int] | None, cin_per_group: int) -> bool:

@@ -35,9 +35,12 @@ Rules (names used by `Plan` and by ``_dispatch``):
                 peak, but for grouped and transposed convolutions it is 10-20x
                 faster than XLA's weight-gradient convolution (``_dispatch``).
 
-``"shift"``     (input gradient only) the transposed convolution as a sum of
-                shifted slices of the dilated, padded ``dy`` (`shift_conv_transpose`);
-                for a transposed conv, `shift_conv` of ``dy``.
+``"shift"``     input gradient: the transposed convolution as a sum of shifted
+                slices of the dilated, padded ``dy`` (`shift_conv_transpose`); for
+                a transposed conv, `shift_conv` of ``dy``. Weight gradient: the
+                products of every tap accumulated sample by sample in a scan,
+                summed over ``b`` at the end (`shift_weight_grad`): for depthwise
+                convolutions, whose per-tap reductions XLA:CPU runs slowly.
 
 The forward algorithms are those of ``_dispatch`` plus ``"eigen"``
 (`eigen_conv`): XLA's convolution in a form XLA:CPU keeps off YNNPACK. A
@@ -74,7 +77,7 @@ from jaxconv.functional import _args, _im2col, _lax
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
-WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm")
+WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm", "shift")
 _MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None, "toeplitz": None}
 
 
@@ -362,6 +365,51 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
     return jnp.stack(slabs, axis=-1).reshape(o, c // g, *kernel)
 
 
+def shift_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Sequence[int],
+                      channels_last: bool) -> jnp.ndarray:
+    """Weight gradient ``(O, q, *kernel)`` of `shift_conv` (``spec`` not transposed).
+
+    With `shift_conv`'s names (``g`` groups, ``q`` input and ``m`` output
+    channels per group)::
+
+        dw[h*m + i, c, j] = sum_{n, b} dy[n, h*m + i, b] * x_pad[n, h*q + c, b*s + j*d]
+
+    accumulated one sample at a time by a ``lax.scan`` whose carry holds one
+    ``(O, *B)`` product sum per ``(c, j)``; every tap's product of a sample is
+    one fused elementwise loop over cache-resident data, and the sums over
+    ``b`` come once at the end. Autodiff of `shift_conv` instead reduces each
+    tap's slice over ``N * B`` on its own, and XLA:CPU copies each shifted slice
+    out before reducing it (depthwise 3x3, 64 channels, 32x32, batch 32: 34 vs 10 ms).
+    """
+    g, q = spec.groups, x.shape[-1 if channels_last else 1] // spec.groups
+    o = dy.shape[-1 if channels_last else 1]
+    m = o // g
+    x_pad = _pad_input(x, spec, channels_last)
+    # Per sample: channels split as (group, channel of the group), on axis 0 or last.
+    ch = x.ndim - 2 if channels_last else 0
+    x_pad = x_pad.reshape(*x_pad.shape[:ch + 1], g, q, *x_pad.shape[ch + 2:])
+    dy = dy.reshape(*dy.shape[:ch + 1], g, m, *dy.shape[ch + 2:])
+    sp_axes = list(range(ch)) if channels_last else list(range(2, x.ndim))
+    blocks = [dy.shape[1 + a] for a in sp_axes]
+    taps = list(itertools.product(range(q), itertools.product(*(range(k) for k in kernel))))
+
+    def add_sample(acc, sample):
+        x_n, dy_n = sample
+        sums = []
+        for (c, j), a in zip(taps, acc):
+            start, limit, strides = [0] * x_n.ndim, list(x_n.shape), [1] * x_n.ndim
+            start[ch + 1], limit[ch + 1] = c, c + 1
+            for ax, ji, d, b, st in zip(sp_axes, j, spec.dilation, blocks, spec.stride):
+                start[ax], limit[ax], strides[ax] = ji * d, ji * d + (b - 1) * st + 1, st
+            sums.append(a + lax.slice(x_n, start, limit, strides) * dy_n)
+        return tuple(sums), None
+
+    zeros = jnp.zeros(dy.shape[1:], jnp.result_type(x, dy))
+    acc, _ = lax.scan(add_sample, (zeros,) * len(taps), (x_pad, dy))
+    dw_QKGM = jnp.stack([a.sum(axis=tuple(sp_axes)) for a in acc])  # (q * prod(kernel), g, m)
+    return dw_QKGM.reshape(q, -1, o).transpose(2, 0, 1).reshape(o, q, *kernel)
+
+
 def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """``rule`` "lax"/"eigen": XLA's transposed convolution of that formulation;
     "toeplitz": autodiff of `toeplitz_conv` (GEMM with the band's transpose, then
@@ -385,11 +433,16 @@ def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.
 
 
 def weight_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """``rule`` "lax"/"eigen": XLA's weight gradient of that formulation; "gemm": `gemm_weight_grad`."""
+    """``rule`` "lax"/"eigen": XLA's weight gradient of that formulation; "gemm":
+    `gemm_weight_grad`; "shift": `shift_weight_grad`."""
     kernel = w.shape[2:]
     if rule in ("lax", "eigen"):
         fn = forward_fn(rule, spec)
         return jax.vjp(lambda w_: fn(x, w_, spec, channels_last), w)[1](dy)[0]
+    if rule == "shift":
+        if spec.transposed:
+            return shift_weight_grad(dy, x, adjoint_spec(spec), kernel, channels_last)
+        return shift_weight_grad(x, dy, spec, kernel, channels_last)
     if rule == "gemm":
         if spec.transposed:
             return gemm_weight_grad(dy, x, adjoint_spec(spec), kernel, channels_last)

@@ -52,9 +52,16 @@ def test_cpu_decision_table():
     assert _plan((8, 64, 16, 16), (64, 16, 4, 4), stride=2, padding=1, groups=4,
                  transposed=True) == Plan("lax", "lax", "gemm", per_group=True)
     assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("lax", "lax", "gemm")
-    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift")           # depthwise
-    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift")
-    assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift", "shift", "autodiff")  # multiplier 2
+    # Depthwise: "shift", its scan weight grad; the shift input grad unless multiplier 1, stride 1, <= 9 taps.
+    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift", "autodiff", "shift")
+    assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift", "shift", "shift")
+    assert _plan((8, 64, 32, 32), (64, 1, 5, 5), groups=64) == Plan("shift", "shift", "shift")
+    assert _plan((8, 64, 32), (128, 1, 3), groups=64) == Plan("shift", "shift", "shift")  # multiplier 2
+    assert _plan((8, 64, 32), (64, 1, 7), groups=64) == Plan("shift", "autodiff", "shift")
+    assert _plan((8, 8, 32, 32), (64, 1, 7, 7), groups=8) == Plan("shift", "lax", "shift")  # 8 x 49 taps
+    # ... the weight grad by autodiff past 2**25 carried elements (taps x C_out x output size).
+    assert _plan((1, 64, 512, 512), (64, 1, 3, 3), groups=64, padding=1) == Plan("shift", "autodiff", "autodiff")
+    assert _plan((1, 64, 128, 128), (64, 1, 3, 3), groups=64, padding=1) == Plan("shift", "autodiff", "shift")
     assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
                  transposed=True) == Plan("eigen", "lax", "gemm")
     assert _plan((8, 64, 32, 32), (128, 64, 1, 1)) == Plan("im2col")                   # pointwise: a GEMM

@@ -29,7 +29,7 @@ def test_plans_match_torch(case):
     assert result.gradient <= RTOL, result
 
 
-# (op, x shape, w shape, kwargs): 2D cases where "auto" picks eigen/gemm rules on CPU.
+# (op, x shape, w shape, kwargs): 2D cases where "auto" picks custom rules on CPU.
 LAYERS = [
     ("conv2d", (2, 9, 7, 6), (4, 9, 3, 2), dict(padding=1)),
     ("conv2d", (2, 16, 7, 8), (6, 8, 3, 3), dict(stride=2, padding=(1, 0), groups=2, dilation=(1, 2))),
@@ -38,6 +38,7 @@ LAYERS = [
     ("conv2d", (2, 3, 9, 9), (5, 3, 3, 3), {}),              # shift forward and dx, eigen dw
     ("conv2d", (2, 1, 9, 9), (20, 1, 3, 3), {}),             # shift forward, toeplitz dx, eigen dw
     ("conv2d", (2, 6, 10, 10), (4, 6, 3, 3), dict(padding=1)),  # lax forward, toeplitz dx
+    ("conv2d", (2, 4, 7, 7), (8, 1, 3, 3), dict(padding=1, groups=4, stride=2)),  # depthwise: shift rules
 ]
 
 
@@ -126,13 +127,15 @@ def _assert_nonfinite_pattern_is_torchs(x, w, dy, impl):
 
 
 SHIFT_CASES = (conv_cases.cases(seed=50, n=2, impl="shift") + conv_cases.cases(seed=51, n=1, impl="lax/shift/lax")
-               + conv_cases.cases(seed=52, n=1, impl="shift/shift/gemm"))
+               + conv_cases.cases(seed=52, n=1, impl="shift/shift/gemm")
+               + conv_cases.cases(seed=53, n=1, impl="shift/shift/shift")
+               + conv_cases.cases(seed=54, n=1, impl="lax/lax/shift"))
 
 
 @pytest.mark.parametrize("case", SHIFT_CASES, ids=lambda c: f"{c.op}-{c.impl}-{c.desc}")
 def test_shift_matches_torch(case):
     """The sum-of-shifted-slices forward (convs and transposed convs, any groups, stride,
-    dilation, padding, layout, 1D-3D) and its input-gradient rule."""
+    dilation, padding, layout, 1D-3D) and its input- and weight-gradient rules."""
     result = compare(case)
     assert result.forward <= RTOL, result
     assert result.gradient <= RTOL, result
@@ -203,7 +206,8 @@ def test_transposed_conv_with_nonfinite_weight_gives_torchs_output(impl):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_shift_depthwise_matches_torch(seed):
-    """impl "shift" (and "auto", which picks it) on depthwise convs with multiplier, stride, dilation."""
+    """impl "shift", its gradient rules and "auto" (which picks them) on depthwise convs
+    with multiplier, stride, dilation."""
     rng = np.random.default_rng(seed)
     nd, c, m = 1 + seed % 3, int(rng.integers(1, 4)), 1 + seed % 2
     kernel = tuple(int(v) for v in rng.integers(1, 4, size=nd))
@@ -214,7 +218,7 @@ def test_shift_depthwise_matches_torch(seed):
     inputs = {"input": rng.standard_normal((2, c, *size)).astype(np.float32),
               "weight": rng.standard_normal((c * m, 1, *kernel)).astype(np.float32)}
     name = f"conv{nd}d"
-    for impl in ("shift", "auto"):
+    for impl in ("shift", "shift/shift/shift", "shift/autodiff/shift", "auto"):
         case = Case(name, str(kw), inputs, lambda x, w, impl=impl: getattr(F, name)(x, w, **kw, impl=impl),
                     lambda x, w: getattr(torch.nn.functional, name)(x, w, **kw))
         result = compare(case)
