@@ -1,5 +1,6 @@
 """Custom-VJP plans (``_vjp``) against PyTorch: forward, gradients, Hessian-vector products, max pool."""
 
+import functools
 import re
 import types
 
@@ -279,3 +280,31 @@ def test_tiled_max_pool_declines_other_windows():
                    dict(dilation=(2, 2), out=(2, 2)), dict(out=(4, 3))]:
         assert _vjp.tiled_max_pool(x, types.SimpleNamespace(**{**base, **change})) is None
     assert _vjp.tiled_max_pool(x, types.SimpleNamespace(**base)).shape == (1, 1, 3, 3)
+
+
+HALF_CASES = [  # (op, x shape, w shape, kwargs): long sums over the batch and taps
+    ("conv2d", (4, 8, 12, 12), (8, 1, 3, 3), dict(padding=1, groups=8)),   # depthwise: shift rules
+    ("conv2d", (4, 8, 12, 12), (8, 1, 1, 1), dict(groups=8)),              # depthwise 1x1
+    ("conv2d", (8, 1, 28, 28), (32, 1, 3, 3), {}),                         # first layer: shift forward
+    ("conv1d", (2, 16, 40), (16, 4, 5), dict(groups=4)),
+]
+
+
+@pytest.mark.parametrize("impl,dtype,tol", [
+    ("auto", jnp.bfloat16, 1.5e-2), ("shift", jnp.bfloat16, 1.5e-2), ("im2col", jnp.bfloat16, 1.5e-2),
+    ("auto", jnp.float16, 3e-3)], ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize("op,xs,ws,kw", HALF_CASES, ids=lambda v: str(v))
+def test_half_precision_sums_in_float32(op, xs, ws, kw, impl, dtype, tol):
+    """Output and gradients of half-precision inputs stay within a few roundings of the
+    float32 result (PyTorch's CPU kernels sum in float32 too; summing in bf16 was 3-10x off)."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(xs).astype(np.float32), rng.standard_normal(ws).astype(np.float32)
+    f = functools.partial(getattr(F, op), **kw)
+    y, vjp = jax.vjp(lambda a, b: f(a, b, impl="lax"), jnp.asarray(x), jnp.asarray(w))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    want = (y, *vjp(jnp.asarray(dy)))
+    y_h, vjp_h = jax.vjp(lambda a, b: f(a, b, impl=impl), jnp.asarray(x, dtype), jnp.asarray(w, dtype))
+    got = (y_h, *vjp_h(jnp.asarray(dy, dtype)))
+    for name, g, r in zip(("y", "dx", "dw"), got, want):
+        assert g.dtype == dtype, name
+        assert rel_error(np.asarray(g, np.float32), np.asarray(r)) < tol, name
