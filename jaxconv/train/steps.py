@@ -59,7 +59,8 @@ def _per_example_dropout(example_ids: jax.Array):
             return inputs
         if module.rate == 1.0:
             return jnp.zeros_like(inputs)
-        if 0 in module.broadcast_dims or inputs.ndim == 0 or inputs.shape[0] != example_ids.shape[0]:
+        shared = {d % inputs.ndim for d in module.broadcast_dims} if inputs.ndim else set()
+        if 0 in shared or inputs.ndim == 0 or inputs.shape[0] != example_ids.shape[0]:
             raise ValueError(
                 f"{module.name}: per-example dropout needs inputs with the batch on axis 0 "
                 f"({example_ids.shape[0]} examples), got shape {inputs.shape}, broadcast_dims {module.broadcast_dims}"
@@ -68,7 +69,7 @@ def _per_example_dropout(example_ids: jax.Array):
         if rng is None:
             rng = module.make_rng(module.rng_collection)
         keep_prob = 1.0 - module.rate
-        shape = [1 if d + 1 in module.broadcast_dims else n for d, n in enumerate(inputs.shape[1:])]
+        shape = [1 if d + 1 in shared else n for d, n in enumerate(inputs.shape[1:])]
 
         def example_mask(i):
             return keep_mask(jax.random.fold_in(rng, i), keep_prob, shape)

@@ -59,3 +59,16 @@ def test_dropout_needs_deterministic_or_an_rng():
         jnn.Dropout(0.5).apply({}, x)
     with pytest.raises(flax.errors.InvalidRngError, match="dropout"):
         jnn.Dropout(0.5).apply({}, x, deterministic=False)
+
+
+def test_dropout_negative_broadcast_dims_and_bad_rates():
+    x = jnp.ones((16, 8, 5, 5))
+    key = {"dropout": jax.random.PRNGKey(4)}
+    a = jnn.Dropout(0.5, broadcast_dims=(-2, -1)).apply({}, x, deterministic=False, rngs=key)
+    b = jnn.Dropout(0.5, broadcast_dims=(2, 3)).apply({}, x, deterministic=False, rngs=key)
+    np.testing.assert_array_equal(a, b)
+    for rate in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"rate must be in \[0, 1\]"):
+            jnn.Dropout(rate)
+    with pytest.raises(ValueError, match=r"keep probability must be in \[0, 1\]"):
+        keep_mask(jax.random.PRNGKey(0), 1.25, (3,))

@@ -238,3 +238,16 @@ def test_dropout_run_resumed_from_checkpoint_is_bit_identical(tmp_path):
     assert resumed_losses == losses[2:]
     jax.tree.map(np.testing.assert_array_equal, resumed.params, straight.params)
 
+
+
+def test_per_example_dropout_takes_negative_broadcast_dims():
+    x = jnp.ones((8, 4, 3, 3))
+    ids = jnp.arange(8)
+    key = {"dropout": jax.random.PRNGKey(0)}
+    with nn.intercept_methods(steps._per_example_dropout(ids)):
+        a = nn.Dropout(0.5, broadcast_dims=(-1,)).apply({}, x, deterministic=False, rngs=key)
+        b = nn.Dropout(0.5, broadcast_dims=(3,)).apply({}, x, deterministic=False, rngs=key)
+        with pytest.raises(ValueError, match="batch on axis 0"):
+            nn.Dropout(0.5, broadcast_dims=(-4,)).apply({}, x, deterministic=False, rngs=key)
+    np.testing.assert_array_equal(a, b)
+    assert (np.asarray(a) == np.asarray(a)[..., :1]).all()
