@@ -316,10 +316,10 @@ def _shift_plan(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence
         return None
     taps = math.prod(w_shape[2:])
     depthwise = cin_per_group == 1 and spec.groups > 1
-    if not depthwise and (cin_per_group * taps > SHIFT_MAX_TAPS or any(s > 1 for s in spec.stride)):
+    strided = any(s > 1 for s in spec.stride)
+    if not depthwise and (cin_per_group * taps > SHIFT_MAX_TAPS or strided):
         return None
     m = w_shape[0] // spec.groups
-    strided = any(s > 1 for s in spec.stride)
     if depthwise and m == 1 and not strided and taps <= DEPTHWISE_AUTODIFF_DX_TAPS:
         dx = "autodiff"
     elif m * taps <= SHIFT_MAX_ADJOINT_TAPS:

@@ -85,9 +85,14 @@ def nonfinite_as_torch(y: jnp.ndarray, x: jnp.ndarray, w: jnp.ndarray, spec: Con
     return _pick_finite(y, x, w, spec, channels_last)
 
 
+def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
+    """Scalar bool: every element of every array is finite."""
+    return functools.reduce(jnp.logical_and, [jnp.isfinite(a).all() for a in arrays])
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
 def _pick_finite(y, x, w, spec, channels_last):
-    return lax.cond(jnp.isfinite(w).all(), lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
+    return lax.cond(all_finite(w), lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
 
 
 @_pick_finite.defjvp

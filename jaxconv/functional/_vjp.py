@@ -212,13 +212,24 @@ def _shift_sum(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     y = None
     for t, j in enumerate(itertools.product(*(range(k) for k in w.shape[2:]))):
         for c in range(q):
-            start, limit, strides = [0] * x_pad.ndim, list(x_pad.shape), [1] * x_pad.ndim
-            start[ch + 1], limit[ch + 1] = c, c + 1
-            for a, ji, d, b, s in zip(split_axes, j, spec.dilation, blocks, spec.stride):
-                start[a], limit[a], strides[a] = ji * d, ji * d + (b - 1) * s + 1, s
-            term = lax.slice(x_pad, start, limit, strides) * w_GMQK[:, :, c, t].reshape(scale_shape)
+            term = _tap_slice(x_pad, split_axes, j, blocks, spec, channel=(ch + 1, c))
+            term = term * w_GMQK[:, :, c, t].reshape(scale_shape)
             y = term if y is None else y + term
     return y.reshape(*y.shape[:ch], g * m, *y.shape[ch + 2:])
+
+
+def _tap_slice(x_pad: jnp.ndarray, sp_axes: Sequence[int], j: Sequence[int], blocks: Sequence[int],
+               spec: ConvSpec, channel: tuple[int, int] | None = None) -> jnp.ndarray:
+    """What kernel offset ``j`` multiplies: ``x_pad[..., j*d : j*d + (B-1)*s + 1 : s, ...]``
+    on the spatial axes ``sp_axes`` (``B`` = ``blocks``), restricted to channel ``c`` of
+    axis ``a`` for ``channel=(a, c)``."""
+    start, limit, strides = [0] * x_pad.ndim, list(x_pad.shape), [1] * x_pad.ndim
+    if channel is not None:
+        a, c = channel
+        start[a], limit[a] = c, c + 1
+    for a, ji, d, b, s in zip(sp_axes, j, spec.dilation, blocks, spec.stride):
+        start[a], limit[a], strides[a] = ji * d, ji * d + (b - 1) * s + 1, s
+    return lax.slice(x_pad, start, limit, strides)
 
 
 def shift_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
@@ -295,13 +306,8 @@ def toeplitz_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     branch XLA:CPU runs convolutions on a slow generic path that skips the
     padding, so ``0 * inf`` products PyTorch forms go missing.)
     """
-    return lax.cond(all_finite(x, w), lambda: _toeplitz_gemm(x, w, spec, channels_last),
+    return lax.cond(_lax.all_finite(x, w), lambda: _toeplitz_gemm(x, w, spec, channels_last),
                     lambda: _im2col.conv(x, w, spec, channels_last))
-
-
-def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
-    """Scalar bool: every element of every array is finite."""
-    return functools.reduce(jnp.logical_and, [jnp.isfinite(a).all() for a in arrays])
 
 
 def _toeplitz_gemm(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
@@ -354,10 +360,7 @@ def gemm_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: Se
     dy_MGO = dy_NBO.reshape(m, g, o // g)
     slabs = []
     for j in itertools.product(*(range(k) for k in kernel)):
-        start = [ji * d for ji, d in zip(j, spec.dilation)]
-        limit = [st + (b - 1) * s + 1 for st, b, s in zip(start, blocks, spec.stride)]
-        xs = lax.slice(x_pad, (0, *start, 0), (n, *limit, c), (1, *spec.stride, 1))
-        xs_MGC = xs.reshape(m, g, c // g)
+        xs_MGC = _tap_slice(x_pad, range(1, x_pad.ndim - 1), j, blocks, spec).reshape(m, g, c // g)
         if g == 1:
             slabs.append(lax.dot_general(dy_MGO[:, 0], xs_MGC[:, 0], (((0,), (0,)), ((), ()))))
         elif c // g == 1:
@@ -386,12 +389,13 @@ def shift_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: S
     """
     dtype, acc_dtype = x.dtype, np.promote_types(x.dtype, np.float32)
     x, dy = x.astype(acc_dtype), dy.astype(acc_dtype)
-    g, q = spec.groups, x.shape[-1 if channels_last else 1] // spec.groups
-    o = dy.shape[-1 if channels_last else 1]
+    batched_ch = _args.channel_axis(True, channels_last, x.ndim)
+    g, q = spec.groups, x.shape[batched_ch] // spec.groups
+    o = dy.shape[batched_ch]
     m = o // g
     x_pad = _pad_input(x, spec, channels_last)
     # Per sample: channels split as (group, channel of the group), on axis 0 or last.
-    ch = x.ndim - 2 if channels_last else 0
+    ch = _args.channel_axis(False, channels_last, x.ndim - 1)
     x_pad = x_pad.reshape(*x_pad.shape[:ch + 1], g, q, *x_pad.shape[ch + 2:])
     dy = dy.reshape(*dy.shape[:ch + 1], g, m, *dy.shape[ch + 2:])
     sp_axes = list(range(ch)) if channels_last else list(range(2, x.ndim))
@@ -402,11 +406,7 @@ def shift_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: S
         x_n, dy_n = sample
         sums = []
         for (c, j), a in zip(taps, acc):
-            start, limit, strides = [0] * x_n.ndim, list(x_n.shape), [1] * x_n.ndim
-            start[ch + 1], limit[ch + 1] = c, c + 1
-            for ax, ji, d, b, st in zip(sp_axes, j, spec.dilation, blocks, spec.stride):
-                start[ax], limit[ax], strides[ax] = ji * d, ji * d + (b - 1) * st + 1, st
-            sums.append(a + lax.slice(x_n, start, limit, strides) * dy_n)
+            sums.append(a + _tap_slice(x_n, sp_axes, j, blocks, spec, channel=(ch + 1, c)) * dy_n)
         return tuple(sums), None
 
     zeros = jnp.zeros(dy.shape[1:], acc_dtype)
@@ -433,7 +433,7 @@ def input_grad(rule: str, x, w, dy, spec: ConvSpec, channels_last: bool) -> jnp.
     fn = forward_fn(rule, spec)
     dx = lambda f: jax.vjp(lambda x_: f(x_, w, spec, channels_last), x)[1](dy)[0]  # noqa: E731
     if rule == "toeplitz":  # The band's transpose would spread a non-finite dy: see toeplitz_conv.
-        return lax.cond(all_finite(dy), lambda: dx(fn), lambda: dx(_im2col.conv))
+        return lax.cond(_lax.all_finite(dy), lambda: dx(fn), lambda: dx(_im2col.conv))
     return dx(fn)
 
 
