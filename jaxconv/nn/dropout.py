@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -31,6 +32,29 @@ def keep_mask(key: jax.Array, keep_prob: float, shape: tuple[int, ...]) -> jax.A
     return jax.random.bernoulli(key, keep_prob, shape)
 
 
+def dropout(inputs: jax.Array, rate: float, broadcast_dims: Sequence[int],
+            draw: Callable[[float, tuple[int, ...]], jax.Array]) -> jax.Array:
+    """``inputs`` with each element zeroed with probability ``rate`` and the rest scaled by
+    ``1 / (1 - rate)`` (``torch.nn.functional.dropout``); elements along ``broadcast_dims``
+    share one mask value. ``draw(keep_prob, shape)`` returns the boolean keep mask of
+    ``shape``, ``inputs.shape`` with 1 on ``broadcast_dims``; it is not called for
+    rates 0 and 1."""
+    if rate == 0.0:
+        return inputs
+    if rate == 1.0:
+        return jnp.zeros_like(inputs)
+    keep_prob = 1.0 - rate
+    shared = shared_dims(inputs.ndim, broadcast_dims)
+    shape = tuple(1 if d in shared else n for d, n in enumerate(inputs.shape))
+    mask = jnp.broadcast_to(draw(keep_prob, shape), inputs.shape)
+    return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+
+def shared_dims(ndim: int, broadcast_dims: Sequence[int]) -> set[int]:
+    """``broadcast_dims`` as non-negative axes of an ``ndim``-dimensional input."""
+    return {d % ndim for d in broadcast_dims} if ndim else set()
+
+
 class Dropout(nn.Dropout):
     """``flax.linen.Dropout`` (same fields, call and ``"dropout"`` rng), masks from `keep_mask`.
 
@@ -46,15 +70,10 @@ class Dropout(nn.Dropout):
 
     @nn.compact
     def __call__(self, inputs, deterministic: bool | None = None, rng: jax.Array | None = None):
-        deterministic = nn.merge_param("deterministic", self.deterministic, deterministic)
-        if self.rate == 0.0 or deterministic:
+        if nn.merge_param("deterministic", self.deterministic, deterministic):
             return inputs
-        if self.rate == 1.0:
-            return jnp.zeros_like(inputs)
-        if rng is None:
-            rng = self.make_rng(self.rng_collection)
-        keep_prob = 1.0 - self.rate
-        shared = {d % inputs.ndim for d in self.broadcast_dims}
-        shape = tuple(1 if d in shared else n for d, n in enumerate(inputs.shape))
-        mask = jnp.broadcast_to(keep_mask(rng, keep_prob, shape), inputs.shape)
-        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+
+        def draw(keep_prob, shape):
+            return keep_mask(self.make_rng(self.rng_collection) if rng is None else rng, keep_prob, shape)
+
+        return dropout(inputs, self.rate, self.broadcast_dims, draw)

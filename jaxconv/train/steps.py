@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxconv.nn.dropout import keep_mask
+from jaxconv.nn.dropout import dropout, keep_mask, shared_dims
 from jaxconv.train.state import TrainState
 
 Batch = dict[str, jax.Array]
@@ -42,9 +42,9 @@ def _per_example_dropout(example_ids: jax.Array):
     instead of one draw over the whole batch, so it does not depend on how the
     batch is split over devices: pmap then reproduces the single-device
     trajectory (jit with a sharded batch does in any case). Otherwise it is
-    ``nn.Dropout``: keep with probability ``1 - rate`` (masks from
-    `jaxconv.nn.dropout.keep_mask`), scale kept values by ``1 / (1 - rate)``,
-    share masks along ``broadcast_dims``. The model itself still runs batched.
+    `jaxconv.nn.Dropout`'s `jaxconv.nn.dropout.dropout` (keep with probability
+    ``1 - rate``, scale kept values by ``1 / (1 - rate)``, share masks along
+    ``broadcast_dims``). The model itself still runs batched.
     """
 
     def interceptor(next_fun, args, kwargs, context):
@@ -55,27 +55,23 @@ def _per_example_dropout(example_ids: jax.Array):
         deterministic = nn.merge_param(
             "deterministic", module.deterministic, kwargs.get("deterministic", rest[0] if rest else None)
         )
-        if module.rate == 0.0 or deterministic:
+        if deterministic:
             return inputs
-        if module.rate == 1.0:
-            return jnp.zeros_like(inputs)
-        shared = {d % inputs.ndim for d in module.broadcast_dims} if inputs.ndim else set()
-        if 0 in shared or inputs.ndim == 0 or inputs.shape[0] != example_ids.shape[0]:
-            raise ValueError(
-                f"{module.name}: per-example dropout needs inputs with the batch on axis 0 "
-                f"({example_ids.shape[0]} examples), got shape {inputs.shape}, broadcast_dims {module.broadcast_dims}"
-            )
-        rng = kwargs.get("rng")
-        if rng is None:
-            rng = module.make_rng(module.rng_collection)
-        keep_prob = 1.0 - module.rate
-        shape = [1 if d + 1 in shared else n for d, n in enumerate(inputs.shape[1:])]
 
-        def example_mask(i):
-            return keep_mask(jax.random.fold_in(rng, i), keep_prob, shape)
+        def draw(keep_prob, shape):
+            if inputs.ndim == 0 or 0 in shared_dims(inputs.ndim, module.broadcast_dims) or (
+                    inputs.shape[0] != example_ids.shape[0]):
+                raise ValueError(
+                    f"{module.name}: per-example dropout needs inputs with the batch on axis 0 "
+                    f"({example_ids.shape[0]} examples), got shape {inputs.shape}, "
+                    f"broadcast_dims {module.broadcast_dims}"
+                )
+            rng = kwargs.get("rng")
+            if rng is None:
+                rng = module.make_rng(module.rng_collection)
+            return jax.vmap(lambda i: keep_mask(jax.random.fold_in(rng, i), keep_prob, shape[1:]))(example_ids)
 
-        mask = jnp.broadcast_to(jax.vmap(example_mask)(example_ids), inputs.shape)
-        return jax.lax.select(mask, inputs / keep_prob, jnp.zeros_like(inputs))
+        return dropout(inputs, module.rate, module.broadcast_dims, draw)
 
     return interceptor
 
