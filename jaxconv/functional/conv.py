@@ -18,6 +18,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxconv.functional import _args, _dispatch
+from jaxconv.functional._bias import add_bias
 from jaxconv.functional._dispatch import check_impl, implementation
 from jaxconv.functional._spec import conv_spec
 
@@ -60,7 +61,7 @@ def _conv(
         x = x[None]
     y = run(x, w, spec, channels_last)
     if bias is not None:
-        y = y + (b if channels_last else b.reshape(out_ch, *(1,) * nd))
+        y = add_bias(y, b, -1 if channels_last else 1)
     return y if batched else y[0]
 
 

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from jaxconv import functional as F
 from jaxconv import init as jinit
 from jaxconv.functional import _args
+from jaxconv.functional._bias import add_bias
 from jaxconv.functional._dispatch import check_impl
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -275,7 +276,7 @@ class LinearConfig:
                 f"Linear: input's last dim must be in_features={self.in_features}, got shape {tuple(x.shape)}"
             )
         y = jnp.matmul(x, weight.T)
-        return y if bias is None else y + bias
+        return y if bias is None else add_bias(y, bias, -1)
 
 
 def linear_config(in_features: Any, out_features: Any, bias: Any = True) -> LinearConfig:
