@@ -32,9 +32,11 @@ wrapped ones too) back onto it, which is PyTorch's backward.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -92,6 +94,30 @@ def _check_value(value: Any, mode: str) -> Any:
             )
         return None
     return value
+
+
+def _check_fits(value: Any, dtype: Any) -> None:
+    """Raises where PyTorch's ``value cannot be converted ... without overflow`` does: an
+    integer input and a NaN/inf or out-of-range value (checked before truncation, so 255.9
+    does not fit uint8), or a float input and a finite value beyond its largest finite
+    number (``inf`` and NaN fit). Bool inputs take anything; traced values are not checked."""
+    if value is None or isinstance(value, jax.core.Tracer) or np.dtype(dtype) == np.bool_:
+        return
+    v = np.asarray(value)
+    if v.dtype == np.bool_:
+        return
+    v = v.item()
+    if jnp.issubdtype(dtype, jnp.integer):
+        info = jnp.iinfo(dtype)
+        fits = (isinstance(v, int) or math.isfinite(v)) and info.min <= v <= info.max
+        limits = f"integers in [{info.min}, {info.max}]"
+    else:
+        info = jnp.finfo(dtype)
+        fits = not math.isfinite(v) or abs(v) <= float(info.max)
+        limits = f"finite values up to {float(info.max):g} in magnitude, inf or nan"
+    if not fits:
+        raise ValueError(f"value={value!r} does not fit the input's dtype {np.dtype(dtype).name} "
+                         f"({limits}); pass a value in range or cast the input first")
 
 
 def _check_non_constant(shape: tuple[int, ...], pairs: list[tuple[int, int]], mode: str) -> None:
@@ -154,7 +180,9 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: Any = Non
 
     ``pad = (lo_last, hi_last, lo_2ndlast, hi_2ndlast, ...)``; see the module
     docstring for the modes and their rules. Works on any real (or bool)
-    dtype; for integer inputs ``value`` is truncated toward zero, as PyTorch.
+    dtype; for integer inputs ``value`` is truncated toward zero, as PyTorch, and a
+    ``value`` the input's dtype cannot hold (NaN or out of range for integers, finite
+    beyond the largest float) raises ``ValueError`` where PyTorch raises.
     Hyperparameters are static; works under ``jax.jit``, ``jax.grad``, ``jax.vmap``.
     """
     x = _as_array(input)
@@ -180,6 +208,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: Any = Non
                     f"negative pad ({lo}, {hi}) removes more than the {shape[axis]} elements of "
                     f"dim {axis} of input shape {shape}"
                 )
+        _check_fits(value, x.dtype)
         if value is None:
             fill = jnp.zeros((), x.dtype)
         elif hasattr(value, "shape"):
