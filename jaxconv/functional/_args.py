@@ -114,6 +114,12 @@ def check_same_dtype(x: jnp.ndarray, other: jnp.ndarray, name: str) -> None:
         )
 
 
+def accumulation_dtype(dtype: Any) -> np.dtype:
+    """The dtype sums of ``dtype`` run in: float32 for bfloat16/float16 (as PyTorch's CPU
+    kernels), ``dtype`` itself for float32/float64."""
+    return np.promote_types(dtype, np.float32)
+
+
 def channel_axis(batched: bool, channels_last: bool, ndim: int) -> int:
     if channels_last:
         return ndim - 1

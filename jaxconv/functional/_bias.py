@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
+
+from jaxconv.functional import _args
 
 
 def add_bias(y: jnp.ndarray, b: jnp.ndarray, axis: int) -> jnp.ndarray:
@@ -18,7 +19,7 @@ def add_bias(y: jnp.ndarray, b: jnp.ndarray, axis: int) -> jnp.ndarray:
     """
     shape = [1] * y.ndim
     shape[axis] = -1
-    acc = np.promote_types(y.dtype, np.float32)
+    acc = _args.accumulation_dtype(y.dtype)
     if acc == y.dtype:
         return y + b.reshape(shape)
     return y + jnp.broadcast_to(b.astype(acc).reshape(shape), y.shape).astype(y.dtype)

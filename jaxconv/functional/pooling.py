@@ -192,7 +192,7 @@ def mean_over_windows(x: jnp.ndarray, windows: tuple[Windows, ...], divisors: in
     result rounded back to the input dtype.
     """
     dtype = x.dtype
-    y = layout.to_ncs(x).astype(np.promote_types(dtype, np.float32))
+    y = layout.to_ncs(x).astype(_args.accumulation_dtype(dtype))
     index, valid = window_table(windows)
     y = jnp.sum(jnp.where(valid, _gather_windows(y, index), 0), axis=-1)
     if isinstance(divisors, int):
