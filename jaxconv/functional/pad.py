@@ -76,7 +76,7 @@ def _pad_pairs(pad: Any, ndim: int) -> list[tuple[int, int]]:
     return [(values[i], values[i + 1]) for i in range(0, len(values), 2)]
 
 
-def _check_value(value: Any, mode: str) -> Any:
+def _check_value(value: Any, mode: str, dtype: Any) -> Any:
     if value is None:
         return None
     is_array = hasattr(value, "shape") and hasattr(value, "dtype")
@@ -93,6 +93,7 @@ def _check_value(value: Any, mode: str) -> Any:
                 f"value is only used by mode='constant'; mode={mode!r} takes value=None, got {value!r}"
             )
         return None
+    _check_fits(value, dtype)
     return value
 
 
@@ -101,7 +102,7 @@ def _check_fits(value: Any, dtype: Any) -> None:
     integer input and a NaN/inf or out-of-range value (checked before truncation, so 255.9
     does not fit uint8), or a float input and a finite value beyond its largest finite
     number (``inf`` and NaN fit). Bool inputs take anything; traced values are not checked."""
-    if value is None or isinstance(value, jax.core.Tracer) or np.dtype(dtype) == np.bool_:
+    if isinstance(value, jax.core.Tracer) or np.dtype(dtype) == np.bool_:
         return
     v = np.asarray(value)
     if v.dtype == np.bool_:
@@ -191,7 +192,7 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: Any = Non
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     pairs = _pad_pairs(pad, x.ndim)
-    value = _check_value(value, mode)
+    value = _check_value(value, mode, x.dtype)
     shape = tuple(x.shape)
     ndim = len(shape)
     if mode != "constant":
@@ -208,7 +209,6 @@ def pad(input: Any, pad: Sequence[int], mode: str = "constant", value: Any = Non
                     f"negative pad ({lo}, {hi}) removes more than the {shape[axis]} elements of "
                     f"dim {axis} of input shape {shape}"
                 )
-        _check_fits(value, x.dtype)
         if value is None:
             fill = jnp.zeros((), x.dtype)
         elif hasattr(value, "shape"):
