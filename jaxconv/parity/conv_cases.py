@@ -28,11 +28,12 @@ def _torch_channels_last(fn, nd, channels_last):
 
 
 def conv_case(rng: np.random.Generator, nd: int, impl: str, *, transposed: bool,
-              max_stride: int = 3, max_dilation: int = 3, max_kernel: int | None = None) -> Case:
+              max_stride: int = 3, max_dilation: int = 3, max_kernel: int | None = None,
+              grouped: bool = True) -> Case:
     """One random valid (transposed) convolution call (kernel sides up to ``max_kernel``,
-    default 4, 3 in 3D)."""
+    default 4, 3 in 3D; ``groups`` 1, or 1-3 with ``grouped``)."""
     import_torch = _torch_op(nd, transposed)
-    groups = int(rng.choice([1, 1, 2, 3]))
+    groups = int(rng.choice([1, 1, 2, 3])) if grouped else 1
     cin = groups * int(rng.integers(1, 4))
     cout = groups * int(rng.integers(1, 4))
     kernel = tuple(int(k) for k in rng.integers(1, (max_kernel or (4 if nd < 3 else 3)) + 1, size=nd))
@@ -104,11 +105,12 @@ def _call_torch(name, kw, x, w, b):
 
 
 def cases(seed: int, n: int, impl: str = "lax") -> list[Case]:
-    """``n`` random cases per op (conv1d..3d, conv_transpose1d..3d) for ``impl``."""
+    """``n`` random cases per op (conv1d..3d, conv_transpose1d..3d) for ``impl``; for
+    ``"toeplitz"``, which computes ungrouped convolutions only, ungrouped conv1d..3d."""
     rng = np.random.default_rng(seed)
-    limits = {"max_stride": 1} if impl == "fft" else {}  # the FFT path computes stride-1 calls only
+    limits = {"fft": {"max_stride": 1}, "toeplitz": {"grouped": False}}.get(impl, {})
     out = []
-    for transposed in (False, True):
+    for transposed in (False,) if impl == "toeplitz" else (False, True):
         for nd in (1, 2, 3):
             out += [conv_case(rng, nd, impl, transposed=transposed, **limits) for _ in range(n)]
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "conv": ("jaxconv.parity.conv_cases", ("auto", "lax", "shift", "im2col", "fft")),
+    "conv": ("jaxconv.parity.conv_cases", ("auto", "lax", "eigen", "shift", "toeplitz", "im2col", "fft")),
     "pad": ("jaxconv.parity.pad_cases", ("-",)),
     "pooling": ("jaxconv.parity.pooling_cases", ("-",)),
     "fold": ("jaxconv.parity.fold_cases", ("-",)),
