@@ -23,7 +23,7 @@ import pytest
 
 from jaxconv import functional as F
 
-IMPLS = ("lax", "im2col", "fft")
+IMPLS = ("lax", "eigen", "shift", "toeplitz", "im2col", "fft")
 RTOL = 1e-5
 
 
@@ -132,9 +132,19 @@ def test_conv_is_matrix_and_transpose_is_its_adjoint(cfg, impl):
             _call(f"conv_transpose{nd}d", impl, y_in, w, channels_last, **t_kw)
         return
 
+    if impl == "toeplitz":  # ungrouped convolutions only
+        with pytest.raises(ValueError, match="not transposed ones"):
+            _call(f"conv_transpose{nd}d", impl, y_in, w, channels_last, **t_kw)
+        if groups > 1:
+            with pytest.raises(ValueError, match="groups=1"):
+                _call(f"conv{nd}d", impl, x, w, channels_last, **conv_kw)
+            return
+
     y = _call(f"conv{nd}d", impl, x, w, channels_last, **conv_kw)
     expected = np.stack([m @ xi.ravel().astype(np.float64) for xi in x]).reshape(2, cout, *out)
     assert _rel(y, expected) <= RTOL
+    if impl == "toeplitz":
+        return
 
     xt = _call(f"conv_transpose{nd}d", impl, y_in, w, channels_last, **t_kw)
     expected_t = np.stack([m_t.T @ yi.ravel().astype(np.float64) for yi in y_in]).reshape(2, cin, *t_size)
