@@ -414,7 +414,11 @@ MODELS = [
                                                 lambda m: jax.eval_shape(m.init, KEY, ones(1, 3, 32, 32))),
      TypeError, r"cifar_cnn: in_channels must be an int, got 3.0"),
     ("models.lenet5-wrong-channels", then(Call(models.get, "lenet5"), lambda m: jax.eval_shape(m.init, KEY, ones(1, 3, 28, 28))),
-     ValueError, r"input has 3 channels but weight of shape \(6, 1, 5, 5\)"),
+     ValueError, r"lenet5: expected input of shape \(N, 1, 28, 28\) .*got \(1, 3, 28, 28\)"),
+    ("models.mnist_net-no-channel-dim", then(Call(models.get, "mnist_net"), lambda m: jax.eval_shape(m.init, KEY, ones(8, 28, 28))),
+     ValueError, r"mnist_net: expected input of shape \(N, 1, 28, 28\) .*got \(8, 28, 28\)"),
+    ("models.cifar_cnn-wrong-size", then(Call(models.get, "cifar_cnn"), lambda m: jax.eval_shape(m.init, KEY, ones(2, 3, 28, 28))),
+     ValueError, r"cifar_cnn: expected input of shape \(N, 3, 32, 32\) .*input_size="),
 ]
 
 # --------------------------------------------------------------------------- trainer configs

@@ -190,30 +190,32 @@ def shift_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     # No fusion crosses a conditional, and this predicate cannot be constant-folded
     # (False for NaN): both branches compute the same, so the output is materialised.
     w0 = w.reshape(-1)[0]
-    shift_sum = functools.partial(_shift_sum, spec=spec, channels_last=channels_last)
+    shift_sum = functools.partial(_shift_sum, kernel=w.shape[2:], spec=spec, channels_last=channels_last)
     acc = _args.accumulation_dtype(x.dtype)
-    return lax.cond(w0 == w0, shift_sum, shift_sum, x.astype(acc), w.astype(acc)).astype(x.dtype)
-
-
-def _shift_sum(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """`shift_conv`'s sum of shifted, scaled slices."""
     g = spec.groups
-    q, m = w.shape[1], w.shape[0] // g
+    # Per tap and input channel, the (group, output) scales as one contiguous vector: read per
+    # output element inside the fused sum, a strided weight slice would not vectorise.
+    w_KQGM = jnp.transpose(w.reshape(g, w.shape[0] // g, w.shape[1], -1), (3, 2, 0, 1))
+    return lax.cond(w0 == w0, shift_sum, shift_sum, x.astype(acc), w_KQGM.astype(acc)).astype(x.dtype)
+
+
+def _shift_sum(x, w_KQGM, kernel: tuple[int, ...], spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
+    """`shift_conv`'s sum of shifted, scaled slices; weight ``(taps, q, g, m)``."""
+    _, q, g, m = w_KQGM.shape
     ch = _args.channel_axis(True, channels_last, x.ndim)
     sp_axes = [a for a in range(1, x.ndim) if a != ch]
     x_pad = _pad_input(x, spec, channels_last)
-    blocks = spec.out_spatial([x.shape[a] for a in sp_axes], w.shape[2:])
+    blocks = spec.out_spatial([x.shape[a] for a in sp_axes], kernel)
     # Channels split as (group, input channel of the group); outputs as (group, output of the group).
     x_pad = x_pad.reshape(*x_pad.shape[:ch], g, q, *x_pad.shape[ch + 1:])
     split_axes = [a if a < ch else a + 1 for a in sp_axes]
     scale_shape = [1] * (x.ndim + 1)
     scale_shape[ch:ch + 2] = [g, m]
-    w_GMQK = w.reshape(g, m, q, -1)
     y = None
-    for t, j in enumerate(itertools.product(*(range(k) for k in w.shape[2:]))):
+    for t, j in enumerate(itertools.product(*(range(k) for k in kernel))):
         for c in range(q):
             term = _tap_slice(x_pad, split_axes, j, blocks, spec, channel=(ch + 1, c))
-            term = term * w_GMQK[:, :, c, t].reshape(scale_shape)
+            term = term * w_KQGM[t, c].reshape(scale_shape)
             y = term if y is None else y + term
     return y.reshape(*y.shape[:ch], g * m, *y.shape[ch + 2:])
 
@@ -517,8 +519,9 @@ def per_group_conv(conv: Callable) -> Callable:
     return conv_per_group
 
 
-def tiled_max_pool(x_NCS: jnp.ndarray, args) -> jnp.ndarray | None:
-    """Max pooling of (N, C, *spatial) over windows that tile the input, or None if they don't.
+def tiled_max_pool(x: jnp.ndarray, args, channels_last: bool = False) -> jnp.ndarray | None:
+    """Max pooling of ``(N, C, *spatial)`` (``(N, *spatial, C)`` with ``channels_last``)
+    over windows that tile the input, or None if they don't.
 
     ``args`` has ``kernel``, ``stride``, ``padding``, ``dilation`` and ``out``
     (per spatial dim, as ``pooling._PoolArgs``). Applies when ``stride ==
@@ -528,88 +531,100 @@ def tiled_max_pool(x_NCS: jnp.ndarray, args) -> jnp.ndarray | None:
     input, one per window position, reduced with an elementwise ``maximum``
     (`_sliced_max_pool`); larger ones a reshape ``(N, C, o_1, k_1, o_2, k_2,
     ...)`` of the cropped input reduced with ``max`` (`_tiled_max_pool`). No
-    gather either way, and a backward without scatter.
+    gather either way, and a backward without scatter. Both work in the input's
+    own layout: moved to ``(N, C, ...)`` and back, the argmax reduction of the
+    backward ran over a transposed read (mnist_net channels-last).
     """
-    kernel, spatial = tuple(args.kernel), x_NCS.shape[2:]
+    sp = 1 if channels_last else 2  # first spatial axis
+    kernel, spatial = tuple(args.kernel), x.shape[sp:sp + len(args.kernel)]
     if (tuple(args.stride) != kernel or any(args.padding)
             or any(d != 1 and k != 1 for d, k in zip(args.dilation, kernel))
             or any(o * k > n for o, k, n in zip(args.out, kernel, spatial))):
         return None
     if math.prod(kernel) <= SLICED_MAX_WINDOW:
-        return _sliced_max_pool(x_NCS, kernel)
-    return _tiled_max_pool(x_NCS, kernel)
+        return _sliced_max_pool(x, kernel, sp)
+    return _tiled_max_pool(x, kernel, sp)
 
 
 SLICED_MAX_WINDOW = 9  # largest window _sliced_max_pool unrolls into slices (measured: 2x2)
 
 
-def _window_slices(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> list[jnp.ndarray]:
+def _window_slices(x: jnp.ndarray, kernel: tuple[int, ...], sp: int) -> list[jnp.ndarray]:
     """Element ``j`` of every window, ``j`` over window positions in row-major order: the
-    strided slices ``x[:, :, j_1::k_1, j_2::k_2, ...]`` cropped to ``out = L // k`` blocks."""
-    out = [n // k for n, k in zip(x_NCS.shape[2:], kernel)]
-    return [lax.slice(x_NCS, (0, 0, *j), (*x_NCS.shape[:2], *(ji + (o - 1) * k + 1 for ji, o, k in zip(j, out, kernel))),
-                      (1, 1, *kernel))
-            for j in itertools.product(*(range(k) for k in kernel))]
+    strided slices ``x[..., j_1::k_1, j_2::k_2, ...]`` of the spatial axes ``sp, sp+1, ...``,
+    cropped to ``out = L // k`` blocks."""
+    nd = len(kernel)
+    out = [n // k for n, k in zip(x.shape[sp:sp + nd], kernel)]
+    slices = []
+    for j in itertools.product(*(range(k) for k in kernel)):
+        start, limit, strides = [0] * x.ndim, list(x.shape), [1] * x.ndim
+        start[sp:sp + nd] = j
+        limit[sp:sp + nd] = [ji + (o - 1) * k + 1 for ji, o, k in zip(j, out, kernel)]
+        strides[sp:sp + nd] = kernel
+        slices.append(lax.slice(x, start, limit, strides))
+    return slices
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _sliced_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _sliced_max_pool(x: jnp.ndarray, kernel: tuple[int, ...], sp: int) -> jnp.ndarray:
     """``y = max over each window`` as a chain of elementwise selections over `_window_slices`.
 
     As PyTorch's max pool, a later element replaces the running max only if it
     is greater (so of ``-0.0`` and ``0.0`` the first is kept) or NaN (a window
     holding one gives NaN). Slices and selections are elementwise work that XLA
-    fuses with the producer (the conv's bias and ReLU) in whatever layout it
-    picks, where the reshape of `_tiled_max_pool` pins (N, C, ...) and costs
-    transposes.
+    fuses with the producer (the conv's bias and ReLU), where the reshape of
+    `_tiled_max_pool` pins the window axes and costs transposes.
     """
-    y, *rest = _window_slices(x_NCS, kernel)
+    y, *rest = _window_slices(x, kernel, sp)
     for t in rest:
         y = jnp.where((t > y) | jnp.isnan(t), t, y)
     return y
 
 
 @_sliced_max_pool.defjvp
-def _sliced_max_pool_jvp(kernel, primals, tangents):
-    (x_NCS,), (dx_NCS,) = primals, tangents
-    y = _sliced_max_pool(x_NCS, kernel)
-    return y, _max_pool_tangent(x_NCS, y, dx_NCS, kernel)
+def _sliced_max_pool_jvp(kernel, sp, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    y = _sliced_max_pool(x, kernel, sp)
+    return y, _max_pool_tangent(x, y, dx, kernel, sp)
 
 
-def _windows(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
-    """(N, C, *L) -> (N, C, o_1, k_1, ..., o_n, k_n), cropping each dim to o*k."""
-    out = [n // k for n, k in zip(x_NCS.shape[2:], kernel)]
-    x = x_NCS[(Ellipsis, *(slice(0, o * k) for o, k in zip(out, kernel)))]
-    return x.reshape(*x.shape[:2], *(v for o, k in zip(out, kernel) for v in (o, k)))
+def _windows(x: jnp.ndarray, kernel: tuple[int, ...], sp: int) -> jnp.ndarray:
+    """Spatial axes ``L_i`` (from axis ``sp``) split as ``(o_i, k_i)``, each cropped to
+    ``o*k``: ``(N, C, *L) -> (N, C, o_1, k_1, ..., o_n, k_n)`` for ``sp = 2``."""
+    nd = len(kernel)
+    out = [n // k for n, k in zip(x.shape[sp:sp + nd], kernel)]
+    x = x[(*(slice(None),) * sp, *(slice(0, o * k) for o, k in zip(out, kernel)))]
+    return x.reshape(*x.shape[:sp], *(v for o, k in zip(out, kernel) for v in (o, k)), *x.shape[sp + nd:])
 
 
-def _window_axes(nd: int) -> tuple[int, ...]:
-    return tuple(3 + 2 * a for a in range(nd))
+def _window_axes(nd: int, sp: int) -> tuple[int, ...]:
+    """The ``k_i`` axes of `_windows`."""
+    return tuple(sp + 1 + 2 * a for a in range(nd))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _tiled_max_pool(x_NCS: jnp.ndarray, kernel: tuple[int, ...]) -> jnp.ndarray:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _tiled_max_pool(x: jnp.ndarray, kernel: tuple[int, ...], sp: int) -> jnp.ndarray:
     """``y = max over each window``; NaN if the window holds one (PyTorch's max pool).
 
     Unlike PyTorch (and `_sliced_max_pool`), a window whose max is zero may
     give ``0.0`` where its first zero is ``-0.0``: an exact first-max
     selection costs this path (large windows) ~5x its reduction.
     """
-    xw = _windows(x_NCS, kernel)
-    axes = _window_axes(len(kernel))
+    xw = _windows(x, kernel, sp)
+    axes = _window_axes(len(kernel), sp)
     y = jnp.max(xw, axis=axes)
     return jnp.where(jnp.any(jnp.isnan(xw), axis=axes), jnp.nan, y)
 
 
 @_tiled_max_pool.defjvp
-def _tiled_max_pool_jvp(kernel, primals, tangents):
-    (x_NCS,), (dx_NCS,) = primals, tangents
-    y = _tiled_max_pool(x_NCS, kernel)
-    return y, _max_pool_tangent(x_NCS, y, dx_NCS, kernel)
+def _tiled_max_pool_jvp(kernel, sp, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    y = _tiled_max_pool(x, kernel, sp)
+    return y, _max_pool_tangent(x, y, dx, kernel, sp)
 
 
-def _max_pool_tangent(x_NCS: jnp.ndarray, y: jnp.ndarray, dx_NCS: jnp.ndarray,
-                      kernel: tuple[int, ...]) -> jnp.ndarray:
+def _max_pool_tangent(x: jnp.ndarray, y: jnp.ndarray, dx: jnp.ndarray,
+                      kernel: tuple[int, ...], sp: int) -> jnp.ndarray:
     """dy = dx at PyTorch's argmax of each window of the tiled max pool ``y``: the first
     position (row-major in the window) equal to the max or, when the window holds NaNs, the
     last NaN.
@@ -620,14 +635,14 @@ def _max_pool_tangent(x_NCS: jnp.ndarray, y: jnp.ndarray, dx_NCS: jnp.ndarray,
     backward's fusion once per input element (mnist_net's pool backward 71 -> 27 ms).
     Linear in dx, so reverse mode is its transpose: a broadcast and a select, no scatter.
     """
-    axes = _window_axes(len(kernel))
+    axes = _window_axes(len(kernel), sp)
     n = math.prod(kernel)
-    xw = _windows(x_NCS, kernel)
+    xw = _windows(x, kernel, sp)
     pos = _window_positions(kernel, xw.ndim, axes)  # int32: int8 scores measured 2-3x slower
     score = jnp.where(jnp.isnan(xw), 2 * n + pos, jnp.where(xw == jnp.expand_dims(y, axes), 2 * n - 1 - pos, 0))
     best = jnp.max(score, axis=axes, keepdims=True)
     at = jnp.where(best >= 2 * n, best - 2 * n, 2 * n - 1 - best)
-    return jnp.sum(jnp.where(at == pos, _windows(dx_NCS, kernel), jnp.zeros((), dx_NCS.dtype)), axis=axes)
+    return jnp.sum(jnp.where(at == pos, _windows(dx, kernel, sp), jnp.zeros((), dx.dtype)), axis=axes)
 
 
 def _window_positions(kernel: tuple[int, ...], ndim: int, axes: tuple[int, ...]) -> jnp.ndarray:

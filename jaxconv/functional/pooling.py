@@ -260,8 +260,9 @@ def _max_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
                 "input (and a backward that writes outside it), so jaxconv rejects it: lower the dilation "
                 "or the padding"
             )
-    if not return_indices and (y := _vjp.tiled_max_pool(layout.to_ncs(x), args)) is not None:
-        return layout.from_ncs(y)  # windows tile the input: reshape + max, no gather/scatter
+    x_b = x if layout.batched else x[None]
+    if not return_indices and (y := _vjp.tiled_max_pool(x_b, args, layout.channels_last)) is not None:
+        return y if layout.batched else y[0]  # windows tile the input: slices + max, no gather/scatter
     y, indices = max_over_windows(x, windows, layout)
     return (y, indices) if return_indices else y
 

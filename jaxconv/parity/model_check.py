@@ -141,8 +141,11 @@ def _input_shape(model: Any, batch: int) -> tuple[int, int, int, int]:
 
 
 def check_model(name: str, seed: int = 0, *, steps: int = 20, batch: int = 8, lr: float = 0.01,
-                momentum: float = 0.9, **model_kwargs: Any) -> dict[str, Any]:
+                momentum: float = 0.9, channels_last: bool | None = None, **model_kwargs: Any) -> dict[str, Any]:
     """Compares ``jaxconv.models.get(name)`` with its PyTorch twin (see the module docstring).
+
+    ``channels_last``: the jaxconv model's internal layout (None: its default);
+    ``model_kwargs`` go to both models.
 
     Returns ``model``, ``logits`` (rel. error), ``grad`` (worst rel. error over
     the parameters' loss gradients), ``loss`` (max over the ``steps`` SGD
@@ -160,7 +163,8 @@ def check_model(name: str, seed: int = 0, *, steps: int = 20, batch: int = 8, lr
     with jax.default_matmul_precision("highest"):
         torch.manual_seed(seed)
         t_model = torch_models.get(name, **model_kwargs).eval()
-        j_model = models.get(name, **model_kwargs)
+        layout = {} if channels_last is None else {"channels_last": channels_last}
+        j_model = models.get(name, **model_kwargs, **layout)
         rng = np.random.default_rng(seed)
         shape = _input_shape(j_model, batch)
         num_classes = j_model.num_classes

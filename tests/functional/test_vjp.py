@@ -232,11 +232,18 @@ def _pool_args(kernel, spatial):
                                  out=tuple(n // k for n, k in zip(spatial, kernel)))
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["ncs", "nsc"])
 @pytest.mark.parametrize("sliced_max", [0, 27], ids=["reshape", "slices"])
 @pytest.mark.parametrize("seed", range(6))
-def test_tiled_max_pool_matches_torch(seed, sliced_max, monkeypatch):
+def test_tiled_max_pool_matches_torch(seed, sliced_max, channels_last, monkeypatch):
     """Ties go to the first max in row-major window order, NaN windows to the last NaN, remainders are dropped."""
     monkeypatch.setattr(_vjp, "SLICED_MAX_WINDOW", sliced_max)
+
+    def pool(x_NCS, args):  # in (N, C, *spatial) whatever the layout the pool runs in
+        if not channels_last:
+            return _vjp.tiled_max_pool(x_NCS, args)
+        return jnp.moveaxis(_vjp.tiled_max_pool(jnp.moveaxis(x_NCS, 1, -1), args, channels_last=True), -1, 1)
+
     rng = np.random.default_rng(seed)
     nd = 1 + seed % 3
     kernel = tuple(int(k) for k in rng.integers(1, 4, size=nd))
@@ -247,9 +254,9 @@ def test_tiled_max_pool_matches_torch(seed, sliced_max, monkeypatch):
     if seed % 3 == 0:
         x.flat[rng.integers(0, x.size, size=3)] = np.nan
     args = _pool_args(kernel, spatial)
-    y = _vjp.tiled_max_pool(jnp.asarray(x), args)
+    y = pool(jnp.asarray(x), args)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    g = jax.grad(lambda x_: jnp.sum(_vjp.tiled_max_pool(x_, args) * dy))(jnp.asarray(x))
+    g = jax.grad(lambda x_: jnp.sum(pool(x_, args) * dy))(jnp.asarray(x))
     tx = torch.tensor(x, requires_grad=True)
     ty = getattr(torch.nn.functional, f"max_pool{nd}d")(tx, kernel)
     (tg,) = torch.autograd.grad(ty, tx, torch.tensor(dy))
@@ -257,7 +264,7 @@ def test_tiled_max_pool_matches_torch(seed, sliced_max, monkeypatch):
     np.testing.assert_array_equal(np.asarray(g), tg.numpy())
     # Forward mode: the tangent at torch's argmax of each window.
     t = rng.standard_normal(x.shape).astype(np.float32)
-    _, ty_jvp = jax.jvp(lambda x_: _vjp.tiled_max_pool(x_, args), (jnp.asarray(x),), (jnp.asarray(t),))
+    _, ty_jvp = jax.jvp(lambda x_: pool(x_, args), (jnp.asarray(x),), (jnp.asarray(t),))
     _, idx = getattr(torch.nn.functional, f"max_pool{nd}d")(torch.tensor(x), kernel, return_indices=True)
     want = np.take_along_axis(t.reshape(2, 3, -1), idx.numpy().reshape(2, 3, -1), axis=2).reshape(y.shape)
     np.testing.assert_array_equal(np.asarray(ty_jvp), want)

@@ -48,6 +48,13 @@ def test_model_matches_torch_twin(results, name):
     assert r["ok"]
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_both_internal_layouts_match_torch_twin(name):
+    # the default layout runs in `results`; here the other one, for a few steps
+    r = model_check.check_model(name, steps=3, channels_last=not models.get(name).channels_last)
+    assert r["logits"] <= 1e-5 and r["grad"] <= 1e-5 and r["ok"], r
+
+
 def test_model_check_detects_a_wrong_model(monkeypatch):
     # the check must be able to fail: swap ReLU for a leaky one in the Flax model only
     import jaxconv.models.cifar_cnn as cifar
