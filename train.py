@@ -45,6 +45,11 @@ flags.DEFINE_string(
 flags.DEFINE_enum(
     "mode", "train", ["train", "eval"], "train (or resume) the recipe, or evaluate the latest checkpoint."
 )
+flags.DEFINE_bool(
+    "reuse_host_memory", True,
+    "Keep freed host memory for reuse (jaxconv.runtime.reuse_host_memory): XLA:CPU steps skip ~17k page "
+    "faults each (mnist_net); --noreuse_host_memory leaves malloc's defaults.",
+)
 
 # Exit status after a clean stop on each signal (see the module docstring).
 EXIT_STATUS = {signal.SIGTERM: 0, signal.SIGINT: 128 + signal.SIGINT}
@@ -55,6 +60,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO.
+    if FLAGS.reuse_host_memory:
+        from jaxconv import runtime
+
+        runtime.reuse_host_memory()  # Before JAX's first computation, as it must be.
     from jaxconv import train  # After flag parsing: --help stays fast.
 
     workdir = FLAGS.workdir or default_workdir()

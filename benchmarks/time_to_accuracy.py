@@ -18,7 +18,8 @@ The child trains with the trainer's own pieces, as ``train.py`` would:
 ``jaxconv.data`` (load, normalize, the same shuffled ``train_batches``),
 ``optim.create_schedule``/``create_optimizer`` from the config, the initial
 state from ``state.create`` and the train and eval steps of
-``parallel.create(config.parallel, ...)``, compiled ahead of time. It
+``parallel.create(config.parallel, ...)``, compiled ahead of time, with
+``jaxconv.runtime.reuse_host_memory()`` (train.py's default). It
 evaluates the full test split every ``--eval_every`` steps (and at the last
 step) and prints one JSON line per evaluation with the time since the parent's
 launch timestamp (``time.time()``, passed in argv). It leaves out what
@@ -94,6 +95,9 @@ def child(args: argparse.Namespace) -> None:
     def elapsed() -> float:
         return time.time() - t0
 
+    from jaxconv import runtime
+
+    runtime.reuse_host_memory()  # As train.py does by default, before JAX's first computation.
     import jax
 
     jax.config.update("jax_enable_compilation_cache", False)  # Compile time must count.

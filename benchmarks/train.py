@@ -2,6 +2,7 @@
 
     python -m benchmarks.train            # mnist_net, lenet5, convnet at batch 64/128/256
     python -m benchmarks.train --quick    # mnist_net at batch 128 only
+    python -m benchmarks.train --reuse-host-memory   # with jaxconv.runtime.reuse_host_memory()
 
 Per model and batch, in one process and interleaved round by round:
 
@@ -12,6 +13,11 @@ Per model and batch, in one process and interleaved round by round:
   ops did before the custom plans; about what ``flax.linen.Conv`` gets), for reference;
 * ``torch``: the twin from ``jaxconv.parity.torch_models``, eager, same
   optimiser (``torch.optim.Adam``), ``torch.get_num_threads()`` threads.
+
+``--reuse-host-memory`` calls `jaxconv.runtime.reuse_host_memory` first (as
+``train.py`` does by default), which applies to both frameworks in the process,
+and writes its own section; without it malloc keeps its defaults, as in a
+process that imports jaxconv and does nothing else.
 
 The roofline is the step's FLOPs (XLA's cost analysis, per image) at the
 sgemm rate measured in the same rounds (a 1024^3 float32 ``jnp.dot``). Compile
@@ -31,7 +37,7 @@ import numpy as np
 import optax
 
 from benchmarks import common
-from jaxconv import models
+from jaxconv import models, runtime
 from jaxconv.functional import _dispatch, _vjp
 from jaxconv.functional._vjp import Plan
 
@@ -153,7 +159,11 @@ def main(argv=None) -> None:
     ap.add_argument("--batches", default="64,128,256")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--reuse-host-memory", action="store_true",
+                    help="call jaxconv.runtime.reuse_host_memory() first (train.py's default)")
     args = ap.parse_args(argv)
+    if args.reuse_host_memory:
+        runtime.reuse_host_memory()  # before the first JAX computation
     names = ["mnist_net"] if args.quick else args.models.split(",")
     batches = [128] if args.quick else [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (3 if args.quick else 5)
@@ -184,10 +194,13 @@ def main(argv=None) -> None:
                          f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%", f"{fwd['torch'] / fwd['auto']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
             print(rows[-1], flush=True)
     body = common.header("Training step (Adam): images/s, same run")
+    body += ("- host memory: `jaxconv.runtime.reuse_host_memory()` (both frameworks)\n" if args.reuse_host_memory
+             else "- host memory: malloc's defaults\n")
     body += "\n" + common.table(head, rows)
     print(body)
     if not args.no_write:
-        common.write_section("train" + ("-quick" if args.quick else ""), body)
+        common.write_section("train" + ("-quick" if args.quick else "") + ("-reuse" if args.reuse_host_memory else ""),
+                             body)
 
 
 if __name__ == "__main__":
