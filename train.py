@@ -18,6 +18,9 @@ stop` is not a failure) and 130 after SIGINT (the shell convention, so
 `train.py && next` stops at Ctrl-C). A second signal aborts at once, without
 saving. Errors (NaN loss, a checkpoint that cannot be saved or read) exit 1.
 
+Before JAX starts, glibc's malloc is told to keep freed memory for reuse
+(jaxconv.runtime.reuse_host_memory, for XLA:CPU; --noreuse_host_memory leaves it).
+
 Eval mode reads the config saved in the workdir unless --config is given;
 --config.FIELD=VALUE overrides apply to that saved config too (e.g. a moved
 data_dir).

@@ -25,8 +25,8 @@ def reuse_host_memory() -> bool:
 
     Call it once, before the process's first JAX computation: XLA's worker
     threads pick their malloc arena when they start, and threads started earlier
-    keep theirs (a warning says so). ``train.py`` calls it (config field
-    ``reuse_host_memory``). The cost: the process keeps its peak heap until it
+    keep theirs (a warning says so). ``train.py`` calls it (flag
+    ``--reuse_host_memory``, on by default). The cost: the process keeps its peak heap until it
     exits, and all threads share one arena. Returns whether the settings were
     applied (False, with a warning, where the C library is not glibc).
     """
@@ -47,5 +47,6 @@ def reuse_host_memory() -> bool:
             "jaxconv.runtime.reuse_host_memory: JAX has already run a computation, so XLA's worker threads "
             "keep their own malloc arenas and most of the effect is lost; call it before the first JAX "
             "computation (e.g. right after the imports)", stacklevel=2)
-    return all(mallopt(param, value) == 1 for param, value in (
-        (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1)))
+    done = [mallopt(param, value) for param, value in (
+        (_M_ARENA_MAX, 1), (_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, 2**31 - 1))]
+    return all(ok == 1 for ok in done)

@@ -64,3 +64,16 @@ def test_constructor_arguments():
 
     a, b = train_and_eval(v, x)
     assert not np.allclose(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_internal_layouts_agree_with_dropout(name):
+    # channels_last only moves the conv stack's layout: same params, same dropout masks, same numbers
+    a, b = models.get(name, channels_last=True), models.get(name, channels_last=False)
+    x = _input(a, batch=4)
+    shapes = jax.eval_shape(a.init, jax.random.key(0), x)
+    rng = np.random.default_rng(1)
+    v = jax.tree.map(lambda s: (0.1 * rng.standard_normal(s.shape)).astype(s.dtype), shapes)
+    ya, yb = (m.apply(v, x, train=True, rngs={"dropout": jax.random.key(3)}) for m in (a, b))
+    np.testing.assert_allclose(np.asarray(ya), np.asarray(yb), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(ya), 0.0)
