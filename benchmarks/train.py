@@ -7,7 +7,8 @@
 Per model and batch, in one process and interleaved round by round:
 
 * ``jaxconv auto``: ``jaxconv.models.get(name)`` (every conv ``impl="auto"``),
-  one ``jax.jit`` step under the default XLA flags;
+  one ``jax.jit`` step under the default XLA flags, as the trainer runs it (the
+  batch an argument, params and optimizer state donated);
 * ``jaxconv lax``: the same with ``"auto"`` forced to plain ``lax`` + XLA
   autodiff and max pooling on its generic gather/scatter-add backward (what the
   ops did before the custom plans; about what ``flax.linen.Conv`` gets), for reference;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
 
 import jax
@@ -77,34 +79,36 @@ def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False,
     with auto_as(plan, plain_pool):
         params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
 
-        def loss_fn(p, key):
+        def loss_fn(p, key, x, y):
             out = model.apply({"params": p}, x, train=True, rngs={"dropout": key})
             return _loss(name, out, y)
 
-        @jax.jit
-        def step(p, s, key):
+        # As the trainer's step: the batch is an argument (not a constant XLA could fold
+        # into the first layer) and params and optimizer state are donated.
+        @functools.partial(jax.jit, donate_argnums=(0, 1))
+        def step(p, s, key, x, y):
             key, sub = jax.random.split(key)
-            loss, g = jax.value_and_grad(loss_fn)(p, sub)
+            loss, g = jax.value_and_grad(loss_fn)(p, sub, x, y)
             updates, s = opt.update(g, s, p)
             return optax.apply_updates(p, updates), s, key, loss
 
         state = [params, opt.init(params), jax.random.key(2)]
         t = time.perf_counter()
-        compiled = step.lower(*state).compile()
+        compiled = step.lower(*state, x, y).compile()
         compile_s = time.perf_counter() - t
         cost = compiled.cost_analysis()
         cost = cost[0] if isinstance(cost, list) else cost
         flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
 
     def run():
-        out = compiled(*state)
+        out = compiled(*state, x, y)
         state[:] = out[:3]
         return out[3]
 
     with auto_as(plan, plain_pool):
-        infer = jax.jit(lambda p: model.apply({"params": p}, x, train=False)).lower(params).compile()
+        infer = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False)).lower(params, x).compile()
 
-    return run, compile_s, flops, (lambda: infer(state[0]))
+    return run, compile_s, flops, (lambda: infer(state[0], x))
 
 
 def torch_step(name: str, batch: int, seed: int = 0):
