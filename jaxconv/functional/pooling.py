@@ -94,13 +94,19 @@ class Layout:
     batched: bool
     channels_last: bool
 
+    def batch(self, x: jnp.ndarray) -> jnp.ndarray:
+        """With a batch dim of 1 if the input had none; channels stay where they are."""
+        return x if self.batched else x[None]
+
+    def unbatch(self, y: jnp.ndarray) -> jnp.ndarray:
+        return y if self.batched else y[0]
+
     def to_ncs(self, x: jnp.ndarray) -> jnp.ndarray:
-        x = x if self.batched else x[None]
+        x = self.batch(x)
         return jnp.moveaxis(x, -1, 1) if self.channels_last else x
 
     def from_ncs(self, y: jnp.ndarray) -> jnp.ndarray:
-        y = jnp.moveaxis(y, 1, -1) if self.channels_last else y
-        return y if self.batched else y[0]
+        return self.unbatch(jnp.moveaxis(y, 1, -1) if self.channels_last else y)
 
 
 def prepare_input(op: str, input: Any, nd: int, channels_last: Any, *,
@@ -260,9 +266,8 @@ def _max_pool(op: str, nd: int, input: Any, kernel_size: Any, stride: Any, paddi
                 "input (and a backward that writes outside it), so jaxconv rejects it: lower the dilation "
                 "or the padding"
             )
-    x_b = x if layout.batched else x[None]
-    if not return_indices and (y := _vjp.tiled_max_pool(x_b, args, layout.channels_last)) is not None:
-        return y if layout.batched else y[0]  # windows tile the input: slices + max, no gather/scatter
+    if not return_indices and (y := _vjp.tiled_max_pool(layout.batch(x), args, layout.channels_last)) is not None:
+        return layout.unbatch(y)  # windows tile the input: slices + max, no gather/scatter
     y, indices = max_over_windows(x, windows, layout)
     return (y, indices) if return_indices else y
 
