@@ -134,7 +134,10 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
     pytree such as ``model.init(...)["params"]``, an ``nnx.State`` or an NNX
     module), the keys and shapes must match it exactly, else a ``ValueError``
     lists the missing, unexpected and mis-shaped keys; the result then has
-    ``like``'s structure (integer keys of NNX lists included).
+    ``like``'s structure (integer keys of NNX lists included) and its dtypes:
+    values are cast as ``torch.nn.Module.load_state_dict`` copies them into the
+    existing parameters (e.g. a float64 or int64 tensor into a float32 param).
+    Without ``like`` each value keeps its own dtype.
     """
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of names to tensors, got {type(state_dict).__name__}")
@@ -151,7 +154,8 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
                 walk(v, (*path, k))
         else:
             shape = node.shape if hasattr(node, "shape") else np.shape(node)
-            paths[".".join(_key_str(k) for k in path)] = (path, tuple(shape))
+            dtype = getattr(node, "dtype", None)
+            paths[".".join(_key_str(k) for k in path)] = (path, tuple(shape), dtype)
 
     walk(like_map, ())
     missing = [k for k in paths if k not in arrays]
@@ -171,11 +175,11 @@ def from_torch(state_dict: Mapping[str, Any], like: Any = None) -> dict[str, Any
 
     tree: dict[Any, Any] = {}
     for key in arrays:  # in state_dict order, so to_torch gives the keys back in that order
-        path = paths[key][0]
+        path, _, dtype = paths[key]
         node = tree
         for p in path[:-1]:
             node = node.setdefault(p, {})
-        node[path[-1]] = jax.device_put(arrays[key])
+        node[path[-1]] = jax.device_put(arrays[key] if dtype is None else arrays[key].astype(dtype))
     return tree
 
 

@@ -59,6 +59,16 @@ def test_dtypes_survive_the_round_trip(dtype):
         assert back[k].dtype == dtype and torch.equal(back[k], v)
 
 
+def test_like_casts_to_its_dtypes_as_load_state_dict_does():
+    torch.manual_seed(2)
+    sd = {k: v.to(torch.float64) for k, v in torch_models.get("lenet5").state_dict().items()}
+    sd["conv1.bias"] = torch.arange(6)  # int64
+    params = from_torch(sd, like=_like("lenet5")["params"])
+    assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+    np.testing.assert_array_equal(params["conv1"]["bias"], np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(params["fc1"]["weight"], sd["fc1.weight"].numpy().astype(np.float32))
+
+
 def test_mismatch_lists_missing_unexpected_and_misshaped_keys():
     torch.manual_seed(2)
     sd = dict(torch_models.get("convnet").state_dict())

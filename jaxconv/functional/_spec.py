@@ -147,6 +147,7 @@ def conv_spec(
                     f"dilated kernel size {tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))}"
                 )
     out = spec.out_spatial(spatial, kernel)
-    if any(o < 1 for o in out):
+    # PyTorch returns an empty output where a transposed conv's output length is exactly 0.
+    if any(o < (0 if transposed else 1) for o in out):
         raise ValueError(f"{op}: calculated output size {out} is too small for input shape {tuple(x_shape)}")
     return spec

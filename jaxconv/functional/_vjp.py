@@ -606,13 +606,17 @@ def _window_axes(nd: int, sp: int) -> tuple[int, ...]:
 def _tiled_max_pool(x: jnp.ndarray, kernel: tuple[int, ...], sp: int) -> jnp.ndarray:
     """``y = max over each window``; NaN if the window holds one (PyTorch's max pool).
 
-    Unlike PyTorch (and `_sliced_max_pool`), a window whose max is zero may
-    give ``0.0`` where its first zero is ``-0.0``: an exact first-max
-    selection costs this path (large windows) ~5x its reduction.
+    PyTorch keeps the first of equal maxima, which only the sign of a zero max
+    can tell apart: a window whose max is zero gives its first zero, ``-0.0`` or
+    ``0.0`` (two more reductions; a full first-max selection costs ~5x).
     """
     xw = _windows(x, kernel, sp)
     axes = _window_axes(len(kernel), sp)
     y = jnp.max(xw, axis=axes)
+    pos = _window_positions(kernel, xw.ndim, axes)
+    first_zero = jnp.min(jnp.where(xw == 0, pos, math.prod(kernel)), axis=axes, keepdims=True)
+    negative_zero = jnp.any((pos == first_zero) & jnp.signbit(xw), axis=axes) & (y == 0)
+    y = jnp.where(negative_zero, jnp.array(-0.0, y.dtype), y)
     return jnp.where(jnp.any(jnp.isnan(xw), axis=axes), jnp.nan, y)
 
 

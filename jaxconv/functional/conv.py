@@ -59,7 +59,12 @@ def _conv(
     run = implementation(impl, spec, op)
     if not batched:
         x = x[None]
-    y = run(x, w, spec, channels_last)
+    out_spatial = spec.out_spatial(x.shape[1:-1] if channels_last else x.shape[2:], w.shape[2:])
+    if 0 in out_spatial:  # Only transposed convs get here (`conv_spec`); PyTorch's output is empty.
+        shape = (x.shape[0], *out_spatial, out_ch) if channels_last else (x.shape[0], out_ch, *out_spatial)
+        y = jnp.zeros(shape, x.dtype)
+    else:
+        y = run(x, w, spec, channels_last)
     if bias is not None:
         y = add_bias(y, b, -1 if channels_last else 1)
     return y if batched else y[0]
@@ -123,7 +128,10 @@ _TRANSPOSED_DOC = """{nd}D transposed convolution, as ``torch.nn.functional.conv
     The adjoint (input gradient) of ``conv{nd}d`` with the same hyperparameters:
     weight ``(C_in, C_out/groups, *k)``; per spatial dim the output length is
     ``(L-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1``, where
-    ``output_padding < max(stride, dilation)`` only lengthens the end.
+    ``output_padding < max(stride, dilation)`` only lengthens the end. A length of
+    exactly 0 gives an empty output (zero gradients), as PyTorch's float32 CPU
+    (oneDNN) path does; its fallback path (float64, batch 1 with a small
+    kernel) raises instead. A negative length raises.
     """
 
 

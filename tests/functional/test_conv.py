@@ -61,6 +61,29 @@ def test_transposed_padding_larger_than_kernel_extent_crops():
     _check("conv_transpose1d", _rand(rng, 1, 2, 6), _rand(rng, 2, 2, 3), padding=3, stride=2)
 
 
+@pytest.mark.parametrize("impl", ["auto", "lax", "im2col"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_transposed_output_length_zero_is_empty_as_in_torch(impl, channels_last):
+    """PyTorch returns an empty output (zero gradients) where a transposed conv's output
+    length is exactly 0; a negative length is an error in both."""
+    rng = np.random.default_rng(2)
+    x, w, b = _rand(rng, 2, 4, 6, 4), _rand(rng, 4, 3, 3, 2), _rand(rng, 3)
+    kw = dict(stride=(2, 1), padding=(0, 3), dilation=(2, 2))
+    t = tF.conv_transpose2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), **kw)
+    assert tuple(t.shape) == (2, 3, 15, 0)
+    x_in = np.moveaxis(x, 1, -1) if channels_last else x
+
+    def f(x, w, b):
+        y = F.conv_transpose2d(x, w, b, impl=impl, channels_last=channels_last, **kw)
+        return y, y.sum()
+
+    y, _ = f(x_in, w, b)
+    assert y.shape == ((2, 15, 0, 3) if channels_last else (2, 3, 15, 0))
+    grads = jax.grad(lambda *a: f(*a)[1], argnums=(0, 1, 2))(x_in, w, b)
+    assert [g.shape for g in grads] == [x_in.shape, w.shape, b.shape]
+    assert all(not np.any(np.asarray(g)) for g in grads)
+
+
 def test_asymmetric_tuple_arguments():
     rng = np.random.default_rng(1)
     _check("conv2d", _rand(rng, 2, 4, 11, 8), _rand(rng, 6, 2, 3, 2), _rand(rng, 6),

@@ -270,14 +270,22 @@ def test_tiled_max_pool_matches_torch(seed, sliced_max, channels_last, monkeypat
     np.testing.assert_array_equal(np.asarray(ty_jvp), want)
 
 
-def test_sliced_max_pool_keeps_the_first_of_signed_zeros():
+@pytest.mark.parametrize("kernel", [2, 4], ids=["sliced", "tiled"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_tiled_max_pool_keeps_the_first_of_signed_zeros(kernel, channels_last):
     """PyTorch replaces the running max only by a greater value: max(-0.0, 0.0) is -0.0."""
-    x = np.zeros((1, 2, 2, 2), np.float32)
-    x[0, 0, 0, 0], x[0, 1, 1, 1] = -0.0, -0.0
-    got = np.asarray(F.max_pool2d(jnp.asarray(x), 2))
-    want = torch.nn.functional.max_pool2d(torch.tensor(x), 2).numpy()
+    x = np.zeros((1, 2, kernel, 2 * kernel), np.float32)
+    x[0, 0, 0, 0], x[0, 1, -1, -1] = -0.0, -0.0  # first of window (0, 0, 0); last of (0, 1, 1)
+    x[0, 1, 0, 1] = -1.0
+    x[0, 0, :, kernel:] = -0.0
+    x[0, 0, -1, -1] = 0.0  # a later +0.0 does not replace the first -0.0
+    want = torch.nn.functional.max_pool2d(torch.tensor(x), kernel).numpy()
+    assert np.signbit(want).tolist() == [[[[True, True]], [[False, False]]]]
+    x_in = np.moveaxis(x, 1, -1) if channels_last else x
+    got = np.asarray(F.max_pool2d(jnp.asarray(x_in), kernel, channels_last=channels_last))
+    got = np.moveaxis(got, -1, 1) if channels_last else got
+    np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(want))
-    assert np.signbit(got[0, 0, 0, 0]) and not np.signbit(got[0, 1, 0, 0])
 
 
 def test_tiled_max_pool_declines_other_windows():
