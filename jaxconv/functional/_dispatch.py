@@ -40,7 +40,9 @@ and keeps forward-mode differentiation available)::
     cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
                  groups <= 32                    (ungrouped) convolution
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
-    cpu          2D, banded fit (below)        as the next row
+    cpu          2D, banded fit (below)        toeplitz if the next row says lax with
+                                               max(C_in, C_out) > 16 (YNNPACK's) and the
+                                               band wastes <= 3x, else as the next row
                                                         toeplitz    eigen
     cpu          2D                            eigen if cin/g >= 16 and max(C_in, C_out) > 16, else lax
                                                         lax if strided or transposed, else eigen
@@ -49,7 +51,14 @@ and keeps forward-mode differentiation available)::
 "Banded fit": groups = 1, not transposed, stride and dilation 1, max(C_in, C_out)
 <= 20 and the padded last spatial dim at most 6x the kernel's (the band's zeros
 cost ``width/k`` times the convolution's multiplications). It needs the input
-shape (``x_shape``); without it the next row applies.
+shape (``x_shape``); without it the next row applies. Its forward replaces
+YNNPACK's at a waste of at most 3x (2026-12-01, quiet machine, forward ms at
+batch 128, lax / eigen / toeplitz / im2col: convnet conv2 10->20 5x5 12x12 3.9
+/ 3.4 / 2.9 / 1.9, at batch 256 7.2 / 6.1 / 4.5 / 7.3; 15->17 5x5 12x12 9.4 /
+3.5 / 2.6 / 5.4; at waste 4-6.4 toeplitz loses: 10->20 3x3 12x12 1.8 / 2.0 /
+2.7, 12->18 3x3 14x14 3.7 / 3.5 / 4.2, 4->20 5x5 p2 28x28 b64 3.7 / 11.4 /
+14.6). ConvNet's training step (Adam, same run, images/s, PyTorch 9,903 /
+11,077): batch 128 6,630 -> 10,107, batch 256 5,923 -> 7,491.
 
 Why (XLA:CPU, jax 0.10.2, default flags; ``python -m benchmarks.ops --rules``;
 ms per call, median of 3 interleaved rounds on a loaded 2-core AMD EPYC, so
@@ -215,6 +224,7 @@ MIN_EIGEN_CHANNELS = 16  # input channels per group from which "eigen" beats YNN
 YNN_MIN_CHANNELS = 16    # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
 TOEPLITZ_MAX_CHANNELS = 20  # "toeplitz" input grad only for max(C_in, C_out) up to this
 TOEPLITZ_MAX_WASTE = 6      # ... and a padded last dim at most this many times the kernel's
+TOEPLITZ_FORWARD_MAX_WASTE = 3  # "toeplitz" forward (instead of YNNPACK's) up to this band waste
 SHIFT_MAX_TAPS = 32          # "shift" forward (stride 1) for cin/g * prod(kernel) up to this
 SHIFT_MAX_ADJOINT_TAPS = 160  # "shift" input grad for cout/g * prod(kernel) up to this
 PER_GROUP_MAX_GROUPS = 32     # grouped 1D/2D convs run group by group up to this many groups
@@ -304,6 +314,9 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
     dw = "gemm" if gemm_dw else "eigen"
     if _toeplitz_fits(spec, w_shape, x_shape, channels_last):
         dx = "toeplitz"
+        if ynn and forward == "lax" and _toeplitz_fits(spec, w_shape, x_shape, channels_last,
+                                                      TOEPLITZ_FORWARD_MAX_WASTE):
+            forward = "toeplitz"
     if not spec.transposed:  # a rule named after the forward is its autodiff: keep jvp working
         dx, dw = ("autodiff" if r == forward else r for r in (dx, dw))
     return Plan(forward, dx, dw)
@@ -355,8 +368,9 @@ def _per_group_pays(spec: ConvSpec, w_shape: Sequence[int] | None, cin_per_group
 
 
 def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence[int] | None,
-                   channels_last: bool) -> bool:
-    """Few channels, ungrouped, stride/dilation 1, and a last dim short against the kernel."""
+                   channels_last: bool, max_waste: int = TOEPLITZ_MAX_WASTE) -> bool:
+    """Few channels, ungrouped, stride/dilation 1, and a last dim short against the kernel
+    (at most ``max_waste`` times its width)."""
     if (w_shape is None or x_shape is None or spec.transposed or spec.groups != 1
             or any(s != 1 for s in spec.stride) or any(d != 1 for d in spec.dilation)):
         return False
@@ -364,7 +378,7 @@ def _toeplitz_fits(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Seque
         return False
     width = x_shape[-2] if channels_last else x_shape[-1]
     lo, hi = spec.padding[-1]
-    return width + lo + hi <= TOEPLITZ_MAX_WASTE * w_shape[-1]
+    return width + lo + hi <= max_waste * w_shape[-1]
 
 
 def explain(impl: str, spec: ConvSpec, x_shape: Sequence[int] | None = None,

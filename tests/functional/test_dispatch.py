@@ -29,8 +29,12 @@ def test_cpu_decision_table():
     assert _plan((8, 32, 26, 26), (64, 32, 3, 3)) == Plan("eigen")
     assert _plan((8, 64, 32, 32), (128, 64, 3, 3), stride=2, padding=1) == Plan("eigen", "lax", "autodiff")
     assert _plan((8, 16, 12, 12), (32, 16, 5, 5)) == Plan("eigen")                     # 16 channels: eigen
-    assert _plan((8, 10, 12, 12), (20, 10, 5, 5)) == Plan("lax", "toeplitz", "eigen")  # convnet conv2
-    assert _plan((8, 6, 12, 12), (16, 6, 5, 5)) == Plan("lax", "toeplitz", "eigen")    # lenet5 conv2
+    # Banded fit: the toeplitz input grad; also its forward where XLA would send the conv to
+    # YNNPACK (max(C_in, C_out) > 16, cin/g < 16) and the band wastes at most 3x.
+    assert _plan((8, 10, 12, 12), (20, 10, 5, 5)) == Plan("toeplitz", "autodiff", "eigen")  # convnet conv2
+    assert _plan((8, 10, 16, 16), (20, 10, 5, 5)) == Plan("lax", "toeplitz", "eigen")  # 16 > 3 * 5
+    assert _plan((8, 12, 14, 14), (18, 12, 3, 3)) == Plan("lax", "toeplitz", "eigen")  # 14 > 3 * 3
+    assert _plan((8, 6, 12, 12), (16, 6, 5, 5)) == Plan("lax", "toeplitz", "eigen")    # lenet5 conv2: no YNNPACK
     assert _plan((8, 6, 28, 28), (16, 6, 5, 5), padding=2) == Plan("lax", "eigen", "eigen")
     # Few taps per output (cin/g * prod(k) <= 32), stride 1: "shift"; its input grad while
     # cout/g * prod(k) <= 160, else toeplitz where the band fits, else lax.
