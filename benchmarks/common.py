@@ -41,6 +41,12 @@ def interleaved(cands: dict[str, tuple[Callable, tuple]], rounds: int, warmup: i
                 min_time: float = 0.0) -> dict[str, float]:
     """Median seconds per call of each candidate, timed one call each per round.
 
+    Each timed call follows an untimed call of the same candidate: the call
+    right after PyTorch shares the cores with its OpenMP threads, which spin
+    for a while after each parallel region (measured: a jaxconv step timed
+    right after PyTorch's ran ~25% slower than the same step timed after
+    itself). A process running one framework never pays that.
+
     ``min_time``: keep adding rounds (up to 4x ``rounds``) until the slowest
     candidate has been timed for at least this many seconds.
     """
@@ -51,6 +57,7 @@ def interleaved(cands: dict[str, tuple[Callable, tuple]], rounds: int, warmup: i
     r = 0
     while r < rounds or (r < 4 * rounds and max(sum(v) for v in times.values()) < min_time):
         for name, (fn, args) in cands.items():
+            block(fn(*args))  # settles the cores after the previous candidate
             t = time.perf_counter()
             block(fn(*args))
             times[name].append(time.perf_counter() - t)
