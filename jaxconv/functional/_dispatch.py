@@ -52,13 +52,14 @@ and keeps forward-mode differentiation available)::
 <= 20 and the padded last spatial dim at most 6x the kernel's (the band's zeros
 cost ``width/k`` times the convolution's multiplications). It needs the input
 shape (``x_shape``); without it the next row applies. Its forward replaces
-YNNPACK's at a waste of at most 3x (2026-12-01, quiet machine, forward ms at
+YNNPACK's at a waste of at most 3x (2026-12-02, quiet machine, forward ms at
 batch 128, lax / eigen / toeplitz / im2col: convnet conv2 10->20 5x5 12x12 3.9
 / 3.4 / 2.9 / 1.9, at batch 256 7.2 / 6.1 / 4.5 / 7.3; 15->17 5x5 12x12 9.4 /
 3.5 / 2.6 / 5.4; at waste 4-6.4 toeplitz loses: 10->20 3x3 12x12 1.8 / 2.0 /
 2.7, 12->18 3x3 14x14 3.7 / 3.5 / 4.2, 4->20 5x5 p2 28x28 b64 3.7 / 11.4 /
-14.6). ConvNet's training step (Adam, same run, images/s, PyTorch 9,903 /
-11,077): batch 128 6,630 -> 10,107, batch 256 5,923 -> 7,491.
+14.6). ConvNet with it vs without, same run, settled timing (`benchmarks.common`):
+forward 4.3 -> 3.0 ms at batch 128, 8.0 -> 8.4 at 256; Adam step -2.5% to +5.5% at
+batch 128 (three runs), -3% to +10% at 256.
 
 Why (XLA:CPU, jax 0.10.2, default flags; ``python -m benchmarks.ops --rules``;
 ms per call, median of 3 interleaved rounds on a loaded 2-core AMD EPYC, so
