@@ -127,7 +127,8 @@ def child(args: argparse.Namespace) -> None:
     host_state = jax.device_get(state_lib.create(model, tx, config.seed, train_x.shape[1:]))
     _emit(event="initialized", elapsed=elapsed())
     runner = parallel.create(
-        config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size
+        config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+        microbatch_size=config.microbatch_size,
     )
     state = runner.put_state(host_state)
     b, eb = config.batch_size, config.eval_batch_size

@@ -8,7 +8,10 @@ Per model and batch, in one process and interleaved round by round:
 
 * ``jaxconv auto``: ``jaxconv.models.get(name)`` (every conv ``impl="auto"``),
   one ``jax.jit`` step under the default XLA flags, as the trainer runs it (the
-  batch an argument, params and optimizer state donated);
+  batch an argument, params and optimizer state donated, the gradient summed
+  over the microbatches `jaxconv.train.steps.num_microbatches` picks: on CPU
+  mnist_net's batches in microbatches of 32, convnet's batch 256 in two, the
+  rest whole; ``--microbatch-size`` overrides, 0 = whole batch);
 * ``jaxconv lax``: the same with ``"auto"`` forced to plain ``lax`` + XLA
   autodiff and max pooling on its generic gather/scatter-add backward (what the
   ops did before the custom plans; about what ``flax.linen.Conv`` gets), for reference;
@@ -42,6 +45,7 @@ from benchmarks import common
 from jaxconv import models, runtime
 from jaxconv.functional import _dispatch, _vjp
 from jaxconv.functional._vjp import Plan
+from jaxconv.train import steps
 
 LR = 1e-3
 
@@ -62,14 +66,18 @@ def auto_as(plan: Plan | None, plain_pool: bool = False):
         _dispatch._cpu_plan, _vjp.tiled_max_pool = saved_plan, saved_pool
 
 
-def _loss(name: str, out, y):
+def _loss_sum(name: str, out, y):
     if name == "mnist_net":  # log-probabilities, as pytorch/examples (nll_loss)
-        return -jnp.mean(jnp.take_along_axis(out, y[:, None], axis=1))
-    return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+        return -jnp.sum(jnp.take_along_axis(out, y[:, None], axis=1))
+    return optax.softmax_cross_entropy_with_integer_labels(out, y).sum()
 
 
-def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False, seed: int = 0):
-    """A closure running one jitted training step per call, and its compile time and FLOPs."""
+def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False, seed: int = 0,
+             microbatch_size: int | None = None):
+    """A closure running one jitted training step per call, and its compile time and FLOPs.
+
+    ``microbatch_size``: as the trainer's config field (None: `steps.num_microbatches`'s choice).
+    """
     model = models.get(name)
     rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.standard_normal((batch, model.in_channels, model.input_size, model.input_size),
@@ -79,16 +87,24 @@ def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False,
     with auto_as(plan, plain_pool):
         params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
 
-        def loss_fn(p, key, x, y):
-            out = model.apply({"params": p}, x, train=True, rngs={"dropout": key})
-            return _loss(name, out, y)
+        example = (model.in_channels, model.input_size, model.input_size)
+        k = steps.num_microbatches(batch, microbatch_size,
+                                   example_bytes=steps.largest_activation_bytes(model.apply, params, example))
+
+        def loss_fn(p, micro, key):
+            # Microbatch i holds examples i, i + k, ...: its dropout key is key folded with i.
+            out = model.apply({"params": p}, micro["x"], train=True,
+                              rngs={"dropout": jax.random.fold_in(key, micro["i"][0])})
+            return _loss_sum(name, out, micro["y"]), ()
 
         # As the trainer's step: the batch is an argument (not a constant XLA could fold
         # into the first layer) and params and optimizer state are donated.
         @functools.partial(jax.jit, donate_argnums=(0, 1))
         def step(p, s, key, x, y):
             key, sub = jax.random.split(key)
-            loss, g = jax.value_and_grad(loss_fn)(p, sub, x, y)
+            micro = {"i": jnp.arange(batch) % k, "x": x, "y": y}
+            (loss, _), g = steps.accumulate(functools.partial(loss_fn, key=sub), p, micro, k)
+            loss, g = loss / batch, jax.tree.map(lambda a: a / batch, g)
             updates, s = opt.update(g, s, p)
             return optax.apply_updates(p, updates), s, key, loss
 
@@ -163,6 +179,9 @@ def main(argv=None) -> None:
     ap.add_argument("--batches", default="64,128,256")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--microbatch-size", type=int, default=None,
+                    help="examples per gradient microbatch of the jaxconv steps (0: whole batch; "
+                         "default: the trainer's choice)")
     ap.add_argument("--reuse-host-memory", action="store_true",
                     help="call jaxconv.runtime.reuse_host_memory() first (train.py's default)")
     args = ap.parse_args(argv)
@@ -179,7 +198,9 @@ def main(argv=None) -> None:
             cands, compile_s, infer = {}, {}, {}
             flops = float("nan")
             for variant, (plan, plain_pool) in VARIANTS.items():
-                run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, plain_pool)
+                mb = batch if args.microbatch_size == 0 else args.microbatch_size
+                run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, plain_pool,
+                                                                      microbatch_size=mb)
                 cands[variant] = (run, ())
                 if variant == "auto":
                     flops = f

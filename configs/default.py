@@ -44,6 +44,10 @@ def get_config() -> config_dict.ConfigDict:
     # Training length and batching.
     config.batch_size = 128  # Global training batch; must divide by the device count when parallel.
     config.eval_batch_size = 1000  # Test batch (the last one is padded and masked).
+    # Examples per gradient microbatch of each device's batch (same update, less memory; must divide
+    # it); None: on CPU cache-sized microbatches where the model's activations are large (faster;
+    # jaxconv.train.steps.num_microbatches), elsewhere the whole batch.
+    config.microbatch_size = config_dict.placeholder(int)
     config.num_epochs = 3  # Epochs over the training split (incomplete last batches are dropped).
     config.max_steps = config_dict.placeholder(int)  # Stop after this many steps (short runs); None: all.
     config.seed = 0  # Seeds params init, dropout and shuffling.

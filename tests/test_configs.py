@@ -2,6 +2,7 @@
 
 import ast
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -157,6 +158,21 @@ def test_config_json_roundtrip(tmp_path):
     assert back.normalize_mean == (0.1307,) and back.data_dir is None
     back.data_dir = "/data"  # still a str placeholder
     assert config_dict.ConfigDict(back).data_dir == "/data"
+
+
+def test_config_json_written_before_an_optional_field_existed_loads(tmp_path):
+    """A workdir's config.json from before ``microbatch_size`` existed: the field comes back unset."""
+    config = _default()
+    path = str(tmp_path / "config.json")
+    config_lib.save_json(config, path)
+    raw = json.loads(open(path).read())
+    del raw["microbatch_size"]
+    open(path, "w").write(json.dumps(raw))
+    back = config_lib.load_json(path)
+    config_lib.validate(back)
+    assert back.microbatch_size is None
+    back.microbatch_size = 32  # still an int placeholder
+    assert config_lib.differences(config, back) == {"microbatch_size": (None, 32)}
 
 
 def test_command_line_override_of_unknown_field_fails():

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxconv.functional import _im2col
+from jaxconv.functional import _canonical, _im2col
 from jaxconv.functional._spec import ConvSpec
 
 _SPATIAL = "DHW"
@@ -38,7 +38,7 @@ def transposed_weight_as_conv(w_IOK: jnp.ndarray, groups: int) -> jnp.ndarray:
 
 
 def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    return lax.conv_general_dilated(
+    return _canonical.conv_general_dilated(
         x,
         w,
         window_strides=spec.stride,
@@ -56,7 +56,7 @@ def transposed_padding(spec: ConvSpec, kernel) -> tuple[tuple[int, int], ...]:
 
 
 def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    y = lax.conv_general_dilated(
+    y = _canonical.conv_general_dilated(
         x,
         transposed_weight_as_conv(w, spec.groups),
         window_strides=(1,) * spec.nd,

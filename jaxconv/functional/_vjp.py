@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.functional import _args, _im2col, _lax
+from jaxconv.functional import _args, _canonical, _im2col, _lax
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
@@ -145,7 +145,7 @@ def _conv_off_ynn(x, w, *, strides, padding, lhs_dilation, rhs_dilation, groups,
         padding = (*padding[:-1], (2 * lo, 2 * hi))
         lhs_dilation = (*lhs_dilation[:-1], 2)
         rhs_dilation = (*rhs_dilation[:-1], 2 * rhs_dilation[-1])
-    return lax.conv_general_dilated(
+    return _canonical.conv_general_dilated(
         x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
         rhs_dilation=rhs_dilation, feature_group_count=groups, dimension_numbers=dn)
 

@@ -51,6 +51,7 @@ FIELDS: dict[str, Field] = {
     "step_every_epochs": Field(_INT, minimum=1),
     "batch_size": Field(_INT, minimum=1),
     "eval_batch_size": Field(_INT, minimum=1),
+    "microbatch_size": Field(_INT, optional=True, minimum=1),
     "num_epochs": Field(_INT, minimum=1),
     "seed": Field(_INT),
     "parallel": Field(_STR, PARALLEL),
@@ -132,6 +133,9 @@ def load_json(path: str) -> ml_collections.ConfigDict:
         if value is None and field is not None and field.optional:
             value = ml_collections.config_dict.placeholder(field.types[-1])
         config[name] = value
+    for name, field in FIELDS.items():  # fields added since the file was written
+        if field.optional and name not in config:
+            config[name] = ml_collections.config_dict.placeholder(field.types[-1])
     return config
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxconv import data, models
-from jaxconv.train import checkpoint, interrupt, optim, parallel
+from jaxconv.train import checkpoint, interrupt, optim, parallel, steps
 from jaxconv.train import config as config_lib
 from jaxconv.train import metrics as metrics_lib
 from jaxconv.train import state as state_lib
@@ -98,6 +98,8 @@ class _Run:
             tx,
             batch_size=config.batch_size,
             eval_batch_size=config.eval_batch_size,
+            microbatch_size=config.microbatch_size,
+            example_bytes=steps.largest_activation_bytes(model.apply, host_state.params, self.train_x.shape[1:]),
         )
         self.ckpts = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
         try:
@@ -120,7 +122,9 @@ class _Run:
         self.compile_s = sum(times.values())
         _say(
             f"model {config.model}: {_count(host_state.params):,} params; parallel={config.parallel} over "
-            f"{self.runner.num_devices} {jax.devices()[0].platform} device(s); compiled the train step in "
+            f"{self.runner.num_devices} {jax.devices()[0].platform} device(s), "
+            f"{_microbatch_text(config.batch_size // self.runner.num_devices, self.runner.microbatches)}; "
+            f"compiled the train step in "
             f"{times['train_step']:.1f}s, the eval step in {times['eval_step']:.1f}s"
         )
         self.writer = metrics_lib.MetricWriter(workdir, resume_step=self.start_step)
@@ -334,7 +338,8 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
         raise FileNotFoundError(f"no checkpoint in {ckpts.directory}")
     host_state, meta = restored
     runner = parallel.create(
-        config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size
+        config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
+        microbatch_size=config.microbatch_size,
     )
     state = runner.put_state(host_state)
     result = _evaluate(runner, state.params, test_x, test_y, config.eval_batch_size)
@@ -343,6 +348,12 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
         f"eval: checkpoint step {result['step']}: test_accuracy={result['test_accuracy']:.4f} test_loss={result['test_loss']:.4f}"
     )
     return result
+
+
+def _microbatch_text(per_device: int, microbatches: int) -> str:
+    if microbatches == 1:
+        return f"batch {per_device} per device"
+    return f"batch {per_device} per device in {microbatches} microbatches of {per_device // microbatches}"
 
 
 def _say(line: str) -> None:

@@ -28,6 +28,7 @@ class Runner:
 
     kind: str
     num_devices: int
+    microbatches: int  # the train step's microbatches per device (`steps.num_microbatches`)
     train_step: Callable  # (placed state, placed batch) -> (placed state, metrics)
     eval_step: Callable  # (placed params, placed batch) -> summed counts
     put_state: Callable
@@ -61,19 +62,39 @@ def create(
     *,
     batch_size: int,
     eval_batch_size: int,
+    microbatch_size: int | None = None,
+    example_bytes: int | None = None,
     devices=None,
 ) -> Runner:
-    """A Runner for ``kind`` in ``("none", "pmap", "sharded")`` over ``devices`` (default: all local)."""
-    train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx)
+    """A Runner for ``kind`` in ``("none", "pmap", "sharded")`` over ``devices`` (default: all local).
+
+    ``microbatch_size``: examples per microbatch of each device's share of the
+    batch; None: `steps.num_microbatches` picks from the backend and
+    ``example_bytes`` (`steps.largest_activation_bytes`; None: whole batches).
+    """
+    if kind not in ("none", "pmap", "sharded"):
+        raise ValueError(f"Unknown parallel mode {kind!r}; choose one of ['none', 'pmap', 'sharded']")
+    devices = list(devices or jax.local_devices())
+    if kind == "none":
+        devices = devices[:1]
+    n = len(devices)
+    _check_divisible("batch_size", batch_size, n, kind)
+    _check_divisible("eval_batch_size", eval_batch_size, n, kind)
+    try:
+        k = steps.num_microbatches(batch_size // n, microbatch_size, devices[0].platform, example_bytes)
+    except ValueError as e:
+        raise ValueError(f"batch_size={batch_size} over {n} device(s): {e}") from None
+    train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx, microbatches=k)
     evaluate = functools.partial(steps.eval_step, apply_fn=apply_fn)
     ident = lambda x: x  # noqa: E731
 
     if kind == "none":
-        device = (devices or jax.local_devices())[0]
+        device = devices[0]
         put = functools.partial(jax.device_put, device=device)
         return Runner(
             kind,
             num_devices=1,
+            microbatches=k,
             train_step=jax.jit(train, donate_argnums=0),
             eval_step=jax.jit(evaluate),
             put_state=put,
@@ -81,11 +102,6 @@ def create(
             put_batch=put,
             get_metrics=ident,
         )
-
-    devices = list(devices or jax.local_devices())
-    n = len(devices)
-    _check_divisible("batch_size", batch_size, n, kind)
-    _check_divisible("eval_batch_size", eval_batch_size, n, kind)
 
     mesh = Mesh(np.array(devices), (AXIS,))
     if kind == "pmap":
@@ -106,6 +122,7 @@ def create(
         return Runner(
             kind,
             num_devices=n,
+            microbatches=k,
             train_step=pmap(functools.partial(train, axis_name=AXIS), donate_argnums=0),
             eval_step=pmap(functools.partial(evaluate, axis_name=AXIS)),
             put_state=put_state,
@@ -119,6 +136,7 @@ def create(
         return Runner(
             kind,
             num_devices=n,
+            microbatches=k,
             train_step=jax.jit(
                 train,
                 in_shardings=(replicated, data),
@@ -132,4 +150,4 @@ def create(
             get_metrics=ident,
         )
 
-    raise ValueError(f"Unknown parallel mode {kind!r}; choose one of ['none', 'pmap', 'sharded']")
+    raise AssertionError(kind)

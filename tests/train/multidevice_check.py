@@ -46,8 +46,12 @@ def runner_trajectories(steps: int = 6, batch: int = 8) -> dict[str, dict]:
         for _ in range(steps)
     ]
     out = {}
-    for mode in MODES:
-        runner = parallel.create(mode, model.apply, tx, batch_size=batch, eval_batch_size=batch)
+    # "<mode>/mb2": each device's 4 examples in 2 microbatches of 2 (the one-device run keeps its batch whole).
+    for name in (*MODES, "pmap/mb2", "sharded/mb2"):
+        mode, _, micro = name.partition("/")
+        runner = parallel.create(mode, model.apply, tx, batch_size=batch, eval_batch_size=batch,
+                                 microbatch_size=2 if micro else None)
+        assert runner.microbatches == (2 if micro else 1)
         state = runner.put_state(jax.device_get(state_lib.create(model, tx, 0, (1, 4, 4))))
         losses = []
         for b in batches:
@@ -58,7 +62,7 @@ def runner_trajectories(steps: int = 6, batch: int = 8) -> dict[str, dict]:
             jax.device_get(runner.eval_step(state.params, runner.put_batch(eval_batch)))
         )
         host = runner.get_state(state)
-        out[mode] = {
+        out[name] = {
             "losses": losses,
             "params": [np.asarray(x).tolist() for x in jax.tree.leaves(host.params)],
             "step": int(host.step),

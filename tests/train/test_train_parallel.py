@@ -27,7 +27,7 @@ def results(small_mnist, tmp_path_factory):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("mode", ["pmap", "sharded"])
+@pytest.mark.parametrize("mode", ["pmap", "sharded", "pmap/mb2", "sharded/mb2"])
 def test_runner_with_dropout_matches_single_device(results, mode):
     single, multi = results["runner"]["none"], results["runner"][mode]
     np.testing.assert_allclose(multi["losses"], single["losses"], rtol=RTOL)

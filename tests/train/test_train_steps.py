@@ -72,6 +72,72 @@ def test_split_batch_with_axis_name_equals_whole_batch():
     )
 
 
+@pytest.mark.parametrize("microbatches", [2, 4])
+def test_microbatched_step_equals_whole_batch(microbatches):
+    """Same loss, accuracy and update as one pass over the batch, dropout masks included."""
+    model, tx, state, data = _setup(batch=8)
+    whole, m_whole = jax.jit(functools.partial(steps.train_step, apply_fn=model.apply, tx=tx))(state, data)
+    step = functools.partial(steps.train_step, apply_fn=model.apply, tx=tx, microbatches=microbatches)
+    micro, m_micro = jax.jit(step)(state, data)
+    np.testing.assert_allclose(m_micro["loss"], m_whole["loss"], rtol=1e-6)
+    assert int(m_micro["correct"]) == int(m_whole["correct"])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), micro.params, whole.params)
+    # Under pmap's code path too (per-device slices of 4, each in 2 microbatches of 2).
+    split = jax.tree.map(lambda x: x.reshape(2, 4, *x.shape[1:]), data)
+    per_device = jax.vmap(functools.partial(step, microbatches=2, axis_name="d"), in_axes=(None, 0), axis_name="d")
+    parts, m_parts = jax.jit(per_device)(state, split)
+    np.testing.assert_allclose(m_parts["loss"], [m_whole["loss"]] * 2, rtol=1e-6)
+    jax.tree.map(lambda p, w: np.testing.assert_allclose(p[0], w, rtol=1e-5, atol=1e-7), parts.params, whole.params)
+
+
+def test_accumulate_sums_values_aux_and_grads_over_strided_microbatches():
+    w = jnp.array([0.5, -2.0])
+    x = np.arange(12.0).reshape(6, 2)
+
+    def loss_fn(w, micro):
+        y = micro["x"] @ w
+        # Each microbatch's first example: 0, 1, 2 when microbatch i holds examples i, i + 3.
+        return jnp.sum(y**2), {"n": micro["x"].shape[0] * jnp.ones(()), "first": micro["x"][0, 0]}
+
+    (value, aux), grad = jax.jit(lambda w, b: steps.accumulate(loss_fn, w, b, 3))(w, {"x": jnp.asarray(x)})
+    np.testing.assert_allclose(value, np.sum((x @ np.array([0.5, -2.0])) ** 2), rtol=1e-6)
+    np.testing.assert_allclose(grad, 2 * x.T @ (x @ np.array([0.5, -2.0])), rtol=1e-6)
+    assert float(aux["n"]) == 6
+    assert float(aux["first"]) == x[0, 0] + x[1, 0] + x[2, 0]
+
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("batch, size, backend, example_bytes, expected", [
+    (128, None, "cpu", 147456, 4),      # mnist_net: microbatches of 32 (4.5 MiB)
+    (64, None, "cpu", 147456, 2),
+    (256, None, "cpu", 23040, 2),       # convnet at 256: two of 128
+    (128, None, "cpu", 23040, 1),       # ... whole at 128
+    (256, None, "cpu", 13824, 1),       # lenet5: whole
+    (128, None, "cpu", 4 * MIB, 8),     # huge activations: microbatches of 16, no smaller
+    (97, None, "cpu", 147456, 97 // 97),  # no divisor of at least 16 below the budget: whole
+    (100, None, "cpu", 147456, 4),      # 25 per microbatch
+    (128, None, "cpu", None, 1),        # unknown activations: whole
+    (256, None, "gpu", 147456, 1), (256, None, "tpu", 147456, 1),
+    (128, 32, "gpu", None, 4), (128, 128, "cpu", 147456, 1),
+])
+def test_num_microbatches(batch, size, backend, example_bytes, expected):
+    assert steps.num_microbatches(batch, size, backend, example_bytes) == expected
+
+
+def test_largest_activation_bytes_of_a_flax_model():
+    model, _, state, _ = _setup()
+    assert steps.largest_activation_bytes(model.apply, state.params, (1, 3, 3)) == 16 * 4  # Dense(16) output
+    assert steps.largest_activation_bytes(lambda *a, **k: None, state.params, (1, 3, 3)) is None
+
+
+@pytest.mark.parametrize("size", [3, 0, 256])
+def test_num_microbatches_rejects_a_size_that_does_not_divide_the_batch(size):
+    with pytest.raises(ValueError, match=f"microbatch_size={size} must divide the per-device batch of 128"):
+        steps.num_microbatches(128, size)
+
+
 def test_nonfinite_step_leaves_state_and_is_recorded():
     model, tx, state, data = _setup()
     step = jax.jit(functools.partial(steps.train_step, apply_fn=model.apply, tx=tx))
