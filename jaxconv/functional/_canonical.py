@@ -131,6 +131,8 @@ def _batch(args, dims, **params):
 
 conv_p.def_impl(_canonical)
 conv_p.def_abstract_eval(_abstract_eval)
-mlir.register_lowering(conv_p, mlir.lower_fun(_canonical, multiple_results=False))
+# The layout is XLA:CPU's requirement; other backends get lax's convolution as it is.
+mlir.register_lowering(conv_p, mlir.lower_fun(_plain, multiple_results=False))
+mlir.register_lowering(conv_p, mlir.lower_fun(_canonical, multiple_results=False), platform="cpu")
 ad.defbilinear(conv_p, _transpose_lhs, _transpose_rhs)
 batching.primitive_batchers[conv_p] = _batch
