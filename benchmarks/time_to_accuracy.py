@@ -103,7 +103,7 @@ def child(args: argparse.Namespace) -> None:
     jax.config.update("jax_enable_compilation_cache", False)  # Compile time must count.
     from jaxconv import data, models
     from jaxconv.train import config as config_lib
-    from jaxconv.train import optim, parallel
+    from jaxconv.train import optim, parallel, steps
     from jaxconv.train import state as state_lib
 
     _emit(event="imported", elapsed=elapsed())
@@ -129,6 +129,7 @@ def child(args: argparse.Namespace) -> None:
     runner = parallel.create(
         config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
         microbatch_size=config.microbatch_size,
+        example_bytes=steps.largest_activation_bytes(model.apply, host_state.params, train_x.shape[1:]),
     )
     state = runner.put_state(host_state)
     b, eb = config.batch_size, config.eval_batch_size

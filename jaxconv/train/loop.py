@@ -340,6 +340,7 @@ def evaluate(config: ml_collections.ConfigDict | None, workdir: str) -> dict[str
     runner = parallel.create(
         config.parallel, model.apply, tx, batch_size=config.batch_size, eval_batch_size=config.eval_batch_size,
         microbatch_size=config.microbatch_size,
+        example_bytes=steps.largest_activation_bytes(model.apply, host_state.params, test_x.shape[1:]),
     )
     state = runner.put_state(host_state)
     result = _evaluate(runner, state.params, test_x, test_y, config.eval_batch_size)

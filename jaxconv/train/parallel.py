@@ -29,6 +29,7 @@ class Runner:
     kind: str
     num_devices: int
     microbatches: int  # the train step's microbatches per device (`steps.num_microbatches`)
+    eval_microbatches: int  # the eval step's
     train_step: Callable  # (placed state, placed batch) -> (placed state, metrics)
     eval_step: Callable  # (placed params, placed batch) -> summed counts
     put_state: Callable
@@ -71,6 +72,7 @@ def create(
     ``microbatch_size``: examples per microbatch of each device's share of the
     batch; None: `steps.num_microbatches` picks from the backend and
     ``example_bytes`` (`steps.largest_activation_bytes`; None: whole batches).
+    The eval step's microbatches are always picked that way.
     """
     if kind not in ("none", "pmap", "sharded"):
         raise ValueError(f"Unknown parallel mode {kind!r}; choose one of ['none', 'pmap', 'sharded']")
@@ -84,8 +86,9 @@ def create(
         k = steps.num_microbatches(batch_size // n, microbatch_size, devices[0].platform, example_bytes)
     except ValueError as e:
         raise ValueError(f"batch_size={batch_size} over {n} device(s): {e}") from None
+    k_eval = steps.num_microbatches(eval_batch_size // n, None, devices[0].platform, example_bytes)
     train = functools.partial(steps.train_step, apply_fn=apply_fn, tx=tx, microbatches=k)
-    evaluate = functools.partial(steps.eval_step, apply_fn=apply_fn)
+    evaluate = functools.partial(steps.eval_step, apply_fn=apply_fn, microbatches=k_eval)
     ident = lambda x: x  # noqa: E731
 
     if kind == "none":
@@ -95,6 +98,7 @@ def create(
             kind,
             num_devices=1,
             microbatches=k,
+            eval_microbatches=k_eval,
             train_step=jax.jit(train, donate_argnums=0),
             eval_step=jax.jit(evaluate),
             put_state=put,
@@ -123,6 +127,7 @@ def create(
             kind,
             num_devices=n,
             microbatches=k,
+            eval_microbatches=k_eval,
             train_step=pmap(functools.partial(train, axis_name=AXIS), donate_argnums=0),
             eval_step=pmap(functools.partial(evaluate, axis_name=AXIS)),
             put_state=put_state,
@@ -137,6 +142,7 @@ def create(
             kind,
             num_devices=n,
             microbatches=k,
+            eval_microbatches=k_eval,
             train_step=jax.jit(
                 train,
                 in_shardings=(replicated, data),

@@ -153,6 +153,25 @@ def test_nonfinite_step_leaves_state_and_is_recorded():
     assert not np.array_equal(jax.tree.leaves(s3.params)[0], jax.tree.leaves(s2.params)[0])
 
 
+@pytest.mark.parametrize("microbatches", [2, 4])
+def test_microbatched_eval_step_equals_whole_batch(microbatches):
+    model, _, state, data = _setup(batch=8)
+    padded = {**data, "mask": np.array([True] * 6 + [False] * 2)}
+    whole = jax.jit(functools.partial(steps.eval_step, apply_fn=model.apply))(state.params, padded)
+    micro = jax.jit(functools.partial(steps.eval_step, apply_fn=model.apply, microbatches=microbatches))(
+        state.params, padded)
+    assert float(micro["count"]) == float(whole["count"]) == 6
+    assert float(micro["correct"]) == float(whole["correct"])
+    np.testing.assert_allclose(micro["loss_sum"], whole["loss_sum"], rtol=1e-6)
+
+
+def test_apply_in_microbatches_keeps_example_order():
+    x = jnp.arange(24.0).reshape(12, 2)
+    out = steps.apply_in_microbatches(lambda xi: {"double": 2 * xi, "first": xi[:, 0]}, x, 3)
+    np.testing.assert_array_equal(out["double"], 2 * x)
+    np.testing.assert_array_equal(out["first"], x[:, 0])
+
+
 def test_eval_step_counts_only_masked_examples():
     model, _, state, data = _setup(batch=8)
     mask = np.array([True] * 5 + [False] * 3)
