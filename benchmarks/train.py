@@ -23,6 +23,10 @@ Per model and batch, in one process and interleaved round by round:
 and writes its own section; without it malloc keeps its defaults, as in a
 process that imports jaxconv and does nothing else.
 
+Forward (inference, PyTorch under ``no_grad`` in eval mode): ``model.apply`` on
+the whole batch, and in the microbatches the trainer's eval step uses
+(`jaxconv.train.steps.apply_in_microbatches`).
+
 The roofline is the step's FLOPs (XLA's cost analysis, per image) at the
 sgemm rate measured in the same rounds (a 1024^3 float32 ``jnp.dot``). Compile
 time (first call: trace + compile + run) is reported separately.
@@ -88,8 +92,8 @@ def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False,
         params = model.init({"params": jax.random.key(0), "dropout": jax.random.key(1)}, x)["params"]
 
         example = (model.in_channels, model.input_size, model.input_size)
-        k = steps.num_microbatches(batch, microbatch_size,
-                                   example_bytes=steps.largest_activation_bytes(model.apply, params, example))
+        example_bytes = steps.largest_activation_bytes(model.apply, params, example)
+        k = steps.num_microbatches(batch, microbatch_size, example_bytes=example_bytes)
 
         def loss_fn(p, micro, key):
             # Microbatch i holds examples i, i + k, ...: its dropout key is key folded with i.
@@ -127,9 +131,15 @@ def jax_step(name: str, batch: int, plan: Plan | None, plain_pool: bool = False,
         return out[3]
 
     with auto_as(plan, plain_pool):
-        infer = jax.jit(lambda p, x: model.apply({"params": p}, x, train=False)).lower(params, x).compile()
+        def forward(p, x):
+            return model.apply({"params": p}, x, train=False)
 
-    return run, compile_s, flops, (lambda: infer(state[0], x))
+        k_eval = steps.num_microbatches(batch, None, example_bytes=example_bytes)
+        infer = jax.jit(forward).lower(params, x).compile()
+        infer_mb = jax.jit(lambda p, x: steps.apply_in_microbatches(functools.partial(forward, p), x, k_eval)
+                           ).lower(params, x).compile()
+
+    return run, compile_s, flops, {"whole": lambda: infer(state[0], x), "micro": lambda: infer_mb(state[0], x)}
 
 
 def torch_step(name: str, batch: int, seed: int = 0):
@@ -196,7 +206,7 @@ def main(argv=None) -> None:
     batches = [128] if args.quick else [int(b) for b in args.batches.split(",")]
     rounds = args.rounds or (3 if args.quick else 5)
     head = ["model", "batch", "torch img/s", "auto img/s", "auto / torch", "lax / torch", "MFLOP/img",
-            "auto % of roofline", "forward auto / torch", "sgemm GFLOP/s", "compile auto s", "compile lax s"]
+            "auto % of roofline", "forward auto / torch", "forward in microbatches / torch", "sgemm GFLOP/s", "compile auto s", "compile lax s"]
     rows = []
     for name in names:
         for batch in batches:
@@ -209,10 +219,10 @@ def main(argv=None) -> None:
                 cands[variant] = (run, ())
                 if variant == "auto":
                     flops = f
-            torch_run, infer["torch"] = torch_step(name, batch)
+            torch_run, torch_infer = torch_step(name, batch)
             cands["torch"] = (torch_run, ())
-            fwd = common.interleaved({k: (infer[k], ()) for k in ("auto", "torch")},
-                                     rounds=rounds, warmup=2, min_time=0.5)
+            fwd = common.interleaved({"auto": (infer["auto"]["whole"], ()), "micro": (infer["auto"]["micro"], ()),
+                                      "torch": (torch_infer, ())}, rounds=rounds, warmup=2, min_time=0.5)
             cands["sgemm"] = sgemm_candidate()
             t = common.interleaved(cands, rounds=rounds, warmup=2, min_time=1.0)
             gflops = 2 * SGEMM_N ** 3 / t.pop("sgemm") / 1e9
@@ -221,7 +231,7 @@ def main(argv=None) -> None:
             roof = gflops * 1e3 / mflop
             rows.append([name, batch, f"{ips['torch']:.0f}", f"{ips['auto']:.0f}",
                          f"{ips['auto'] / ips['torch']:.2f}x", f"{ips['lax'] / ips['torch']:.2f}x",
-                         f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%", f"{fwd['torch'] / fwd['auto']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
+                         f"{mflop:.1f}", f"{100 * ips['auto'] / roof:.0f}%", f"{fwd['torch'] / fwd['auto']:.2f}x", f"{fwd['torch'] / fwd['micro']:.2f}x", f"{gflops:.0f}", f"{compile_s['auto']:.2f}", f"{compile_s['lax']:.2f}"])
             print(rows[-1], flush=True)
     body = common.header("Training step (Adam): images/s, same run")
     body += ("- host memory: `jaxconv.runtime.reuse_host_memory()` (both frameworks)\n" if args.reuse_host_memory
