@@ -212,8 +212,8 @@ def main(argv=None) -> None:
         for batch in batches:
             cands, compile_s, infer = {}, {}, {}
             flops = float("nan")
+            mb = batch if args.microbatch_size == 0 else args.microbatch_size
             for variant, (plan, plain_pool) in VARIANTS.items():
-                mb = batch if args.microbatch_size == 0 else args.microbatch_size
                 run, compile_s[variant], f, infer[variant] = jax_step(name, batch, plan, plain_pool,
                                                                       microbatch_size=mb)
                 cands[variant] = (run, ())

@@ -47,10 +47,6 @@ def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation=None
         preferred_element_type=preferred_element_type)
 
 
-def _plain(lhs, rhs, **params):
-    return lax.conv_general_dilated(lhs, rhs, **params)
-
-
 def _canonical(lhs, rhs, *, dimension_numbers, **params):
     """The convolution with operands and output transposed through the canonical layout."""
     lhs_spec, rhs_spec, out_spec = dimension_numbers
@@ -68,7 +64,7 @@ def _canonical(lhs, rhs, *, dimension_numbers, **params):
 
 
 def _abstract_eval(lhs, rhs, **params):
-    out = jax.eval_shape(functools.partial(_plain, **params), lhs, rhs)
+    out = jax.eval_shape(functools.partial(lax.conv_general_dilated, **params), lhs, rhs)
     return jax.core.ShapedArray(out.shape, out.dtype)
 
 
@@ -110,7 +106,7 @@ def _transpose_lhs(ct, lhs, rhs, **params):
     aval = jax.ShapeDtypeStruct(lhs.aval.shape, lhs.aval.dtype)
 
     def adjoint(ct, rhs):
-        return jax.linear_transpose(lambda x: _plain(x, rhs, **params), aval)(ct)[0]
+        return jax.linear_transpose(lambda x: lax.conv_general_dilated(x, rhs, **params), aval)(ct)[0]
 
     return _reemit(adjoint)(ct, rhs)[0]
 
@@ -119,20 +115,20 @@ def _transpose_rhs(ct, lhs, rhs, **params):
     aval = jax.ShapeDtypeStruct(rhs.aval.shape, rhs.aval.dtype)
 
     def adjoint(ct, lhs):
-        return jax.linear_transpose(lambda w: _plain(lhs, w, **params), aval)(ct)[0]
+        return jax.linear_transpose(lambda w: lax.conv_general_dilated(lhs, w, **params), aval)(ct)[0]
 
     return _reemit(adjoint)(ct, lhs)[0]
 
 
 def _batch(args, dims, **params):
     in_axes = tuple(d if isinstance(d, int) else None for d in dims)
-    return _reemit(jax.vmap(functools.partial(_plain, **params), in_axes=in_axes))(*args)[0], 0
+    return _reemit(jax.vmap(functools.partial(lax.conv_general_dilated, **params), in_axes=in_axes))(*args)[0], 0
 
 
 conv_p.def_impl(_canonical)
 conv_p.def_abstract_eval(_abstract_eval)
 # The layout is XLA:CPU's requirement; other backends get lax's convolution as it is.
-mlir.register_lowering(conv_p, mlir.lower_fun(_plain, multiple_results=False))
+mlir.register_lowering(conv_p, mlir.lower_fun(lax.conv_general_dilated, multiple_results=False))
 mlir.register_lowering(conv_p, mlir.lower_fun(_canonical, multiple_results=False), platform="cpu")
 ad.defbilinear(conv_p, _transpose_lhs, _transpose_rhs)
 batching.primitive_batchers[conv_p] = _batch

@@ -136,24 +136,22 @@ def create(
             get_metrics=first,
         )
 
-    if kind == "sharded":
-        replicated, data = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
-        return Runner(
-            kind,
-            num_devices=n,
-            microbatches=k,
-            eval_microbatches=k_eval,
-            train_step=jax.jit(
-                train,
-                in_shardings=(replicated, data),
-                out_shardings=(replicated, replicated),
-                donate_argnums=0,
-            ),
-            eval_step=jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
-            put_state=functools.partial(jax.device_put, device=replicated),
-            get_state=jax.device_get,
-            put_batch=functools.partial(jax.device_put, device=data),
-            get_metrics=ident,
-        )
-
-    raise AssertionError(kind)
+    # kind == "sharded"
+    replicated, data = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+    return Runner(
+        kind,
+        num_devices=n,
+        microbatches=k,
+        eval_microbatches=k_eval,
+        train_step=jax.jit(
+            train,
+            in_shardings=(replicated, data),
+            out_shardings=(replicated, replicated),
+            donate_argnums=0,
+        ),
+        eval_step=jax.jit(evaluate, in_shardings=(replicated, data), out_shardings=replicated),
+        put_state=functools.partial(jax.device_put, device=replicated),
+        get_state=jax.device_get,
+        put_batch=functools.partial(jax.device_put, device=data),
+        get_metrics=ident,
+    )
