@@ -19,6 +19,14 @@ rules are JAX's own for ``conv_general_dilated`` (``jax.linear_transpose`` /
 ``jax.vmap`` of it), with every convolution they produce re-emitted the same
 way, so gradients (of any order), forward mode and ``vmap`` stay in that
 layout too and compute exactly what ``lax.conv_general_dilated`` computes.
+
+One exception, on CPU: a convolution with an input (lhs) dilation whose kernel
+is longer than the dilated input in some dim (an input gradient of a strided
+conv on an input thinner than the kernel, or a weight gradient of a transposed
+conv) makes XLA:CPU's algebraic simplifier abort the process (it swaps the
+operands and mishandles the dilation; jax 0.10.2). Such inputs are dilated
+explicitly (``lax.pad`` with interior padding) before the convolution: the
+same products, rounded in a possibly different order.
 """
 
 from __future__ import annotations
@@ -55,6 +63,14 @@ def _canonical(lhs, rhs, *, dimension_numbers, **params):
     x_NSC = lhs.transpose((lhs_spec[0], *lhs_spec[2:], lhs_spec[1]))
     w_SIO = rhs.transpose((*rhs_spec[2:], rhs_spec[1], rhs_spec[0]))
     canonical = lax.ConvDimensionNumbers((0, nd + 1, *spatial), (nd + 1, nd, *range(nd)), (0, nd + 1, *spatial))
+    lhs_dilation = params["lhs_dilation"]
+    if any(d > 1 for d in lhs_dilation) and any(
+            (k - 1) * r + 1 > (n - 1) * d + 1
+            for n, k, r, d in zip(x_NSC.shape[1:-1], w_SIO.shape[:-2], params["rhs_dilation"], lhs_dilation)):
+        # See the module docstring: XLA:CPU would abort on this convolution.
+        zero = lax.full((), 0, x_NSC.dtype)
+        x_NSC = lax.pad(x_NSC, zero, [(0, 0, 0), *((0, 0, d - 1) for d in lhs_dilation), (0, 0, 0)])
+        params = dict(params, lhs_dilation=(1,) * nd)
     y_NSO = lax.conv_general_dilated(x_NSC, w_SIO, dimension_numbers=canonical, **params)
     perm = [0] * (nd + 2)
     perm[out_spec[0]], perm[out_spec[1]] = 0, nd + 1

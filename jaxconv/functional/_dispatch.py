@@ -2,7 +2,10 @@
 
 ``"lax"``    ``jax.lax.conv_general_dilated`` (XLA's convolution), XLA autodiff.
 ``"eigen"``  the same XLA convolution rewritten (exactly) so that XLA:CPU runs it on
-             its Eigen kernels rather than YNNPACK (``_vjp._conv_off_ynn``).
+             its Eigen kernels rather than YNNPACK (``_lax.conv_off_ynn``).
+``"subpixel"`` a strided transposed convolution as one stride-1 convolution with a
+             phase kernel per output phase, then depth-to-space (``_subpixel``);
+             plain convolutions as ``"eigen"``.
 ``"shift"``  a sum of shifted, per-output-channel-scaled copies of the input, one per
              (input channel of a group, kernel offset) (``_vjp.shift_conv``): elementwise
              work XLA fuses, for few taps per output (depthwise, first layers); also an
@@ -39,6 +42,9 @@ and keeps forward-mode differentiation available)::
                                                                     else eigen in 2D, autodiff in 1D/3D
     cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
                  groups <= 32                    (ungrouped) convolution
+    cpu          transposed, strided, phase     subpixel autodiff    autodiff     (2D, ungrouped)
+                 kernels no longer than k                lax         gemm         (1D, 3D, grouped)
+                 (ceil((d(k-1)+1)/s) <= k)
     cpu          1D / 3D                       lax      autodiff    gemm if grouped or transposed, else autodiff
     cpu          2D, banded fit (below)        toeplitz if the next row says lax with
                                                max(C_in, C_out) > 16 (YNNPACK's) and the
@@ -177,6 +183,25 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   convolution) run far below its ungrouped ones; one group at a time each
   piece gets the ungrouped plan. 3D loses (its ungrouped weight gradient is
   XLA's), so 3D stays joint; depthwise convs have "shift".
+* Strided transposed convs (``_subpixel``): XLA's form multiplies the ``s**nd - 1``
+  zeros it inserts per input; the sub-pixel form is one dense stride-1 convolution
+  (2026-12-02, quiet machine, ms, same run; forward, then the gradients of
+  ``sum(y * dy)``, PyTorch alongside)::
+
+      layer (batch)                        eigen  subpixel  PyTorch | grads: eigen/lax/gemm  subpixel autodiff  PyTorch
+      4x4 s2 64->32 16x16 (32)             16.7   10.3      8.8     |       30.5             19.6               28.0
+      3x3 s2 p1 op1 64->32 16x16 (32)      10.1   5.2-7.3   4.8     |       17.7             11.3               10.1
+      4x4 s2 g4 64->64 16x16 (32), per grp 28.0   7.9       10.9    |       35.3             13.5               22.0
+      2x2 s2 128->64 16x16 (16)            5.1    3.7       4.6     |       16.1             9.4                11.6
+      1D k4 s2 64->64 L128 (32)            3.5    1.9       2.4     |       5.0 (subpixel/lax/gemm 3.9; autodiff 128)
+      3D k4 s2 32->16 8^3 (4)              318    3.8       2.0     |       9.1 (subpixel/lax/gemm 9.0; autodiff 65)
+
+  In 2D the sub-pixel form's autodiff gradients are eigen-form convolutions and
+  beat the custom rules (and keep forward mode); 1D/3D weight gradients by
+  autodiff are XLA's slow ones, so there the GEMM rule stays. Grouped convs
+  (joint: depthwise, > 32 groups) keep the custom rules: autodiff of a
+  depthwise sub-pixel conv took 1.5 s. Depthwise transposed convs stay slow
+  (4x4 s2 64 16x16: 39 ms either form vs PyTorch's 2).
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
@@ -219,8 +244,8 @@ from jaxconv.functional._vjp import (
     group_spec,
 )
 
-IMPLS = ("auto", "lax", "eigen", "shift", "toeplitz", "im2col", "fft")
-FORWARDS = ("lax", "eigen", "shift", "toeplitz", "im2col", "fft")
+IMPLS = ("auto", "lax", "eigen", "subpixel", "shift", "toeplitz", "im2col", "fft")
+FORWARDS = ("lax", "eigen", "subpixel", "shift", "toeplitz", "im2col", "fft")
 MIN_EIGEN_CHANNELS = 16  # input channels per group from which "eigen" beats YNNPACK's forward
 YNN_MIN_CHANNELS = 16    # XLA:CPU leaves 2D convs with max(C_in, C_out) <= 16 on Eigen anyway
 TOEPLITZ_MAX_CHANNELS = 20  # "toeplitz" input grad only for max(C_in, C_out) up to this
@@ -305,6 +330,10 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
             axis = _args.channel_axis(True, channels_last, len(x_shape))
             x_one = tuple(n // spec.groups if i == axis else n for i, n in enumerate(x_shape))
         return dataclasses.replace(_cpu_plan(one, w_one, x_one, channels_last), per_group=True)
+    if _subpixel_fits(spec, w_shape):
+        if spec.nd == 2 and spec.groups == 1:
+            return Plan("subpixel")  # its autodiff runs eigen-form stride-1 convolutions
+        return Plan("subpixel", "lax", "gemm")
     gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
         return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
@@ -358,6 +387,15 @@ def _scan_carry(spec: ConvSpec, w_shape: Sequence[int], x_shape: Sequence[int] |
         return 0
     spatial = x_shape[1:-1] if channels_last else x_shape[2:]
     return w_shape[1] * math.prod(w_shape[2:]) * w_shape[0] * math.prod(spec.out_spatial(spatial, w_shape[2:]))
+
+
+def _subpixel_fits(spec: ConvSpec, w_shape: Sequence[int] | None) -> bool:
+    """A strided transposed convolution whose phase kernels are no longer than its kernel
+    (``ceil((d*(k-1) + 1) / s) <= k`` per dim), so that `_subpixel` multiplies no more
+    than XLA's input-dilated form does (``s**nd`` times fewer at ``d = 1``)."""
+    if w_shape is None or not spec.transposed or all(s == 1 for s in spec.stride):
+        return False
+    return all(-(-(d * (k - 1) + 1) // s) <= k for k, s, d in zip(w_shape[2:], spec.stride, spec.dilation))
 
 
 def _per_group_pays(spec: ConvSpec, w_shape: Sequence[int] | None, cin_per_group: int) -> bool:
@@ -429,7 +467,7 @@ def _check_supported(forward: str, spec: ConvSpec, op: str) -> None:
     if forward == "toeplitz":
         check_toeplitz(spec, op)
         return
-    if forward in ("eigen", "shift"):
+    if forward in ("eigen", "shift", "subpixel"):
         return
     module = importlib.import_module(f"jaxconv.functional._{forward}")
     check = getattr(module, "check_supported", None)

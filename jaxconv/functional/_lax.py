@@ -49,6 +49,34 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
     )
 
 
+def conv_off_ynn(x, w, *, strides, padding, lhs_dilation, rhs_dilation, groups, dn):
+    """``lax.conv_general_dilated`` rewritten so XLA:CPU does not hand it to YNNPACK.
+
+    XLA:CPU gives 2D convolutions without input (base) dilation to YNNPACK, which
+    is 2-4x slower than XLA's Eigen kernels for the forward and, on the
+    batch/feature-swapped weight-gradient convolution (a kernel as large as the
+    image), worse. Doubling every coordinate of the last spatial dim computes
+    the same sums with an input dilation of 2, which YNNPACK declines::
+
+        x_pad[b*s + j*d] == dilate2(x)_pad2[b*2s + j*2d]   (padding (2lo, 2hi))
+
+    (``dilate2`` puts ``x[i]`` at ``2i`` and zeros between; the zeros are never
+    read). Output lengths and products are unchanged (summed in Eigen's order).
+    Autodiff of this form is again off YNNPACK: the weight gradient keeps the
+    input dilation, the input gradient dilates the output cotangent by the
+    stride 2.
+    """
+    if len(strides) == 2 and all(v == 1 for v in lhs_dilation):
+        strides = (*strides[:-1], 2 * strides[-1])
+        lo, hi = padding[-1]
+        padding = (*padding[:-1], (2 * lo, 2 * hi))
+        lhs_dilation = (*lhs_dilation[:-1], 2)
+        rhs_dilation = (*rhs_dilation[:-1], 2 * rhs_dilation[-1])
+    return _canonical.conv_general_dilated(
+        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, feature_group_count=groups, dimension_numbers=dn)
+
+
 def transposed_padding(spec: ConvSpec, kernel) -> tuple[tuple[int, int], ...]:
     """Padding ``(d*(k-1) - lo, d*(k-1) - hi)`` per spatial dim of the stride-dilated input
     that makes the transposed convolution ``spec`` a convolution (negative crops)."""
@@ -70,7 +98,7 @@ def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last
 
 
 def nonfinite_as_torch(y: jnp.ndarray, x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec,
-                       channels_last: bool) -> jnp.ndarray:
+                       channels_last: bool, check_input: bool = False) -> jnp.ndarray:
     """The transposed convolution ``y`` where ``w`` is finite, else im2col's of ``(x, w)``.
 
     A transposed convolution computed as a convolution of the stride-dilated,
@@ -81,8 +109,11 @@ def nonfinite_as_torch(y: jnp.ndarray, x: jnp.ndarray, w: jnp.ndarray, spec: Con
     value then; ``y`` is computed outside it, because inside a branch XLA:CPU
     runs convolutions on a slow generic path (8x slower measured). Derivatives
     are ``y``'s (a custom JVP passing ``y``'s tangent through).
+
+    ``check_input``: also im2col's where ``x`` is not finite (for formulations
+    that multiply inputs by zero weights, `_subpixel`).
     """
-    return _pick_finite(y, x, w, spec, channels_last)
+    return _pick_finite(y, x, w, spec, channels_last, check_input)
 
 
 def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
@@ -90,11 +121,12 @@ def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
     return functools.reduce(jnp.logical_and, [jnp.isfinite(a).all() for a in arrays])
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4))
-def _pick_finite(y, x, w, spec, channels_last):
-    return lax.cond(all_finite(w), lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
+def _pick_finite(y, x, w, spec, channels_last, check_input):
+    finite = all_finite(x, w) if check_input else all_finite(w)
+    return lax.cond(finite, lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
 
 
 @_pick_finite.defjvp
-def _pick_finite_jvp(spec, channels_last, primals, tangents):
-    return _pick_finite(*primals, spec, channels_last), tangents[0]
+def _pick_finite_jvp(spec, channels_last, check_input, primals, tangents):
+    return _pick_finite(*primals, spec, channels_last, check_input), tangents[0]

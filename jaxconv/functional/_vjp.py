@@ -22,7 +22,7 @@ Rules (names used by `Plan` and by ``_dispatch``):
 ``"lax"``       the gradient as XLA's own convolution (``jax.vjp`` of the lax
                 formulation; for a transposed conv's input gradient, the forward
                 ``lax`` convolution with the adjoint spec).
-``"eigen"``     the same with the convolution in `_conv_off_ynn`'s form, which
+``"eigen"``     the same with the convolution in `_lax.conv_off_ynn`'s form, which
                 XLA:CPU runs on Eigen instead of YNNPACK.
 ``"gemm"``      (weight gradient only) one GEMM per kernel offset over strided
                 slices of the channels-last padded input::
@@ -73,12 +73,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.functional import _args, _canonical, _im2col, _lax
+from jaxconv.functional import _args, _im2col, _lax, _subpixel
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
 WEIGHT_GRAD_RULES = ("autodiff", "lax", "eigen", "gemm", "shift")
-_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None, "toeplitz": None}
+_MODULES = {"lax": "_lax", "im2col": "_im2col", "fft": "_fft", "eigen": None, "shift": None, "toeplitz": None,
+            "subpixel": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Plan:
     each by the plan's algorithm and rules.
     """
 
-    forward: str                  # "lax" | "eigen" | "shift" | "toeplitz" | "im2col" | "fft"
+    forward: str                  # "lax" | "eigen" | "shift" | "toeplitz" | "im2col" | "fft" | "subpixel"
     input_grad: str = "autodiff"  # one of INPUT_GRAD_RULES
     weight_grad: str = "autodiff"  # one of WEIGHT_GRAD_RULES
     per_group: bool = False
@@ -115,6 +116,8 @@ def forward_fn(name: str, spec: ConvSpec) -> Callable:
         return eigen_conv_transpose if spec.transposed else eigen_conv
     if name == "shift":
         return shift_conv_transpose if spec.transposed else shift_conv
+    if name == "subpixel":
+        return _subpixel.conv_transpose if spec.transposed else eigen_conv
     if name == "toeplitz":
         check_toeplitz(spec)
         return toeplitz_conv
@@ -122,37 +125,9 @@ def forward_fn(name: str, spec: ConvSpec) -> Callable:
     return module.conv_transpose if spec.transposed else module.conv
 
 
-def _conv_off_ynn(x, w, *, strides, padding, lhs_dilation, rhs_dilation, groups, dn):
-    """``lax.conv_general_dilated`` rewritten so XLA:CPU does not hand it to YNNPACK.
-
-    XLA:CPU gives 2D convolutions without input (base) dilation to YNNPACK, which
-    is 2-4x slower than XLA's Eigen kernels for the forward and, on the
-    batch/feature-swapped weight-gradient convolution (a kernel as large as the
-    image), worse. Doubling every coordinate of the last spatial dim computes
-    the same sums with an input dilation of 2, which YNNPACK declines::
-
-        x_pad[b*s + j*d] == dilate2(x)_pad2[b*2s + j*2d]   (padding (2lo, 2hi))
-
-    (``dilate2`` puts ``x[i]`` at ``2i`` and zeros between; the zeros are never
-    read). Output lengths and products are unchanged (summed in Eigen's order).
-    Autodiff of this form is again off YNNPACK: the weight gradient keeps the
-    input dilation, the input gradient dilates the output cotangent by the
-    stride 2.
-    """
-    if len(strides) == 2 and all(v == 1 for v in lhs_dilation):
-        strides = (*strides[:-1], 2 * strides[-1])
-        lo, hi = padding[-1]
-        padding = (*padding[:-1], (2 * lo, 2 * hi))
-        lhs_dilation = (*lhs_dilation[:-1], 2)
-        rhs_dilation = (*rhs_dilation[:-1], 2 * rhs_dilation[-1])
-    return _canonical.conv_general_dilated(
-        x, w, window_strides=strides, padding=padding, lhs_dilation=lhs_dilation,
-        rhs_dilation=rhs_dilation, feature_group_count=groups, dimension_numbers=dn)
-
-
 def eigen_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
-    """``impl="lax"``'s convolution in the form XLA:CPU runs on Eigen (`_conv_off_ynn`)."""
-    return _conv_off_ynn(
+    """``impl="lax"``'s convolution in the form XLA:CPU runs on Eigen (`_lax.conv_off_ynn`)."""
+    return _lax.conv_off_ynn(
         x, w, strides=spec.stride, padding=spec.padding, lhs_dilation=(1,) * spec.nd,
         rhs_dilation=spec.dilation, groups=spec.groups,
         dn=_lax.dimension_numbers(spec.nd, channels_last))
@@ -161,7 +136,7 @@ def eigen_conv(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
 def eigen_conv_transpose(x, w, spec: ConvSpec, channels_last: bool) -> jnp.ndarray:
     """``impl="lax"``'s transposed convolution in the form XLA:CPU runs on Eigen (with
     `_lax.nonfinite_as_torch`'s NaN/inf pattern)."""
-    y = _conv_off_ynn(
+    y = _lax.conv_off_ynn(
         x, _lax.transposed_weight_as_conv(w, spec.groups), strides=(1,) * spec.nd,
         padding=_lax.transposed_padding(spec, w.shape[2:]), lhs_dilation=spec.stride, rhs_dilation=spec.dilation,
         groups=spec.groups, dn=_lax.dimension_numbers(spec.nd, channels_last))

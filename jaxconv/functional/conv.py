@@ -130,8 +130,8 @@ _TRANSPOSED_DOC = """{nd}D transposed convolution, as ``torch.nn.functional.conv
     ``(L-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1``, where
     ``output_padding < max(stride, dilation)`` only lengthens the end. A length of
     exactly 0 gives an empty output (zero gradients), as PyTorch's float32 CPU
-    (oneDNN) path does; its fallback path (float64, batch 1 with a small
-    kernel) raises instead. A negative length raises.
+    (oneDNN) path does for batched inputs; its other paths (float64, and batch
+    1 or unbatched inputs) raise instead. A negative length raises.
     """
 
 

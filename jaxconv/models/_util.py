@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -43,9 +44,10 @@ def pool_out(size: int, kernel: int = 2) -> int:
     return size // kernel
 
 
-def check_size(model: str, input_size: int, final: int, *, num_classes: int | None = None,
-               in_channels: int | None = None) -> None:
-    """Rejects a bad ``input_size`` (``final``: the feature-map side it gives) and bad channel counts."""
+def check_size(model: str, input_size: int, side: Callable[[int], int], *, num_classes: int | None = None,
+               in_channels: int | None = None) -> int:
+    """Rejects a bad ``input_size`` and bad channel counts; returns the final feature-map
+    side ``side(input_size)``."""
     for name, value in (("num_classes", num_classes), ("in_channels", in_channels)):
         if value is None:
             continue
@@ -55,5 +57,7 @@ def check_size(model: str, input_size: int, final: int, *, num_classes: int | No
             raise ValueError(f"{model}: {name} must be positive, got {value}")
     if isinstance(input_size, bool) or not isinstance(input_size, int):
         raise TypeError(f"{model}: input_size must be an int, got {input_size!r}")
+    final = side(input_size)
     if final < 1:
         raise ValueError(f"{model}: input_size={input_size} is too small: the feature map would be empty")
+    return final

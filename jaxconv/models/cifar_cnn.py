@@ -29,9 +29,8 @@ class CifarCNN(nn.Module):
     channels_last: bool = True
 
     def setup(self) -> None:
-        side = pool_out(pool_out(self.input_size))
-        check_size("cifar_cnn", self.input_size, side, num_classes=self.num_classes,
-                   in_channels=self.in_channels)
+        side = check_size("cifar_cnn", self.input_size, lambda n: pool_out(pool_out(n)),
+                          num_classes=self.num_classes, in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 16, 3, padding=1, channels_last=self.channels_last)
         self.conv2 = jnn.Conv2d(16, 32, 3, padding=1, channels_last=self.channels_last)
         self.fc = jnn.Linear(32 * side * side, self.num_classes)

@@ -32,9 +32,10 @@ class ConvNet(nn.Module):
     channels_last: bool = False
 
     def setup(self) -> None:
-        side = pool_out(conv_out(pool_out(conv_out(self.input_size, 5)), 5))
-        check_size("convnet", self.input_size, side, num_classes=self.num_classes,
-                   in_channels=self.in_channels)
+        side = check_size("convnet", self.input_size, lambda n: pool_out(conv_out(pool_out(conv_out(n, 5)), 5)),
+                          num_classes=self.num_classes, in_channels=self.in_channels)
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)):
+            raise TypeError(f"convnet: dropout must be a float in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"convnet: dropout must be in [0, 1), got {self.dropout}")
         self.conv1 = jnn.Conv2d(self.in_channels, 10, 5, channels_last=self.channels_last)

@@ -31,9 +31,8 @@ class LeNet5(nn.Module):
     channels_last: bool = False
 
     def setup(self) -> None:
-        side = pool_out(conv_out(pool_out(conv_out(self.input_size, 5)), 5))
-        check_size("lenet5", self.input_size, side, num_classes=self.num_classes,
-                   in_channels=self.in_channels)
+        side = check_size("lenet5", self.input_size, lambda n: pool_out(conv_out(pool_out(conv_out(n, 5)), 5)),
+                          num_classes=self.num_classes, in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 6, 5, channels_last=self.channels_last)
         self.conv2 = jnn.Conv2d(6, 16, 5, channels_last=self.channels_last)
         self.fc1 = jnn.Linear(16 * side * side, 120)

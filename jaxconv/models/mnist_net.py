@@ -30,9 +30,8 @@ class MnistNet(nn.Module):
     channels_last: bool = True
 
     def setup(self) -> None:
-        side = pool_out(conv_out(conv_out(self.input_size, 3), 3))
-        check_size("mnist_net", self.input_size, side, num_classes=self.num_classes,
-                   in_channels=self.in_channels)
+        side = check_size("mnist_net", self.input_size, lambda n: pool_out(conv_out(conv_out(n, 3), 3)),
+                          num_classes=self.num_classes, in_channels=self.in_channels)
         self.conv1 = jnn.Conv2d(self.in_channels, 32, 3, 1, channels_last=self.channels_last)
         self.conv2 = jnn.Conv2d(32, 64, 3, 1, channels_last=self.channels_last)
         self.dropout1 = jnn.Dropout(0.25)

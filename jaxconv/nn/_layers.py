@@ -223,6 +223,9 @@ def conv_config(
         return ConvConfig(padding=pads, transposed=True, output_padding=out_pad, **common)
 
     if causal:
+        if padding_mode in ("reflect", "circular"):
+            raise ValueError(f"{name}: padding_mode={padding_mode!r} fills the left padding from later steps, "
+                             "which breaks causality; use 'zeros' or 'replicate'")
         left = dilation[0] * (kernel[0] - 1)
         return ConvConfig(padding=(0,), pre_pad=(left, 0), **common)
 

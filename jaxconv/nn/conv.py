@@ -158,7 +158,8 @@ class CausalConv1d(nn.Module):
     Output step ``t`` depends on input steps ``<= t*stride`` only; with
     ``stride=1`` the output has the input's length. Equals ``torch.nn.Conv1d``
     (``padding=0``) applied to ``F.pad(x, (dilation*(kernel_size-1), 0))``;
-    ``padding_mode`` picks how that left padding is filled. Parameters
+    ``padding_mode`` ("zeros" or "replicate": the others would read later
+    steps) picks how that left padding is filled. Parameters
     ``weight`` ``(out_channels, in_channels/groups, kernel_size)``, ``bias``.
     """
 

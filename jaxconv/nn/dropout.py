@@ -64,6 +64,8 @@ class Dropout(nn.Dropout):
     """
 
     def __post_init__(self) -> None:
+        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)):
+            raise TypeError(f"Dropout: rate must be a float in [0, 1], got {self.rate!r}")
         if not 0.0 <= self.rate <= 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1], got {self.rate}")
         super().__post_init__()

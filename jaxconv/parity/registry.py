@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 
+from jaxconv.functional import IMPLS
+
 FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "conv": ("jaxconv.parity.conv_cases", ("auto", "lax", "eigen", "shift", "toeplitz", "im2col", "fft")),
+    "conv": ("jaxconv.parity.conv_cases", IMPLS),
     "pad": ("jaxconv.parity.pad_cases", ("-",)),
     "pooling": ("jaxconv.parity.pooling_cases", ("-",)),
     "fold": ("jaxconv.parity.fold_cases", ("-",)),

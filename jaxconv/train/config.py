@@ -6,6 +6,8 @@ missing or wrongly typed field, or a value outside a field's choices, fails in
 """
 
 import json
+import math
+import numbers
 import os
 from typing import Any, NamedTuple
 
@@ -86,6 +88,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"Config field {name!r} must be {names}, got {value!r}")
         if field.choices is not None and value not in field.choices:
             raise ValueError(f"Config field {name!r} is {value!r}; choose one of {list(field.choices)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"Config field {name!r} must be a finite number, got {value!r}")
         if field.minimum is not None and value < field.minimum:
             raise ValueError(f"Config field {name!r} must be >= {field.minimum}, got {value!r}")
         if field.maximum is not None and value > field.maximum:
@@ -97,6 +101,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
             f"Config field 'warmup_epochs' ({config.warmup_epochs}) must not exceed num_epochs "
             f"({config.num_epochs}) for schedule {config.schedule!r}"
         )
+    for name in ("normalize_mean", "normalize_std"):
+        values = tuple(config[name])
+        if not values or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+                                 for v in values):
+            raise ValueError(f"Config field {name!r} must be a tuple of finite numbers (one per channel), "
+                             f"got {values!r}")
     if len(config.normalize_mean) != len(config.normalize_std):
         raise ValueError(
             f"normalize_mean {tuple(config.normalize_mean)} and normalize_std "

@@ -86,6 +86,9 @@ class _Run:
 
         model = models.get(config.model)
         self.steps_per_epoch = data.steps_per_epoch(len(self.train_x), config.batch_size)
+        if self.steps_per_epoch == 0:
+            raise ValueError(f"Config field 'batch_size' ({config.batch_size}) exceeds the {len(self.train_x)} "
+                             f"training examples of {config.dataset!r}: use batch_size <= {len(self.train_x)}")
         total_steps = self.steps_per_epoch * config.num_epochs
         self.last_step = total_steps if config.max_steps is None else min(config.max_steps, total_steps)
         self.schedule = optim.create_schedule(config, self.steps_per_epoch)

@@ -54,8 +54,8 @@ def test_cpu_decision_table():
     assert _plan((8, 128, 32, 32), (128, 2, 3, 3), groups=64, stride=2) == Plan("lax", "autodiff", "gemm")
     assert _plan((8, 16, 8, 8, 8), (16, 8, 3, 3, 3), groups=2) == Plan("lax", "autodiff", "gemm")  # 3D: joint
     assert _plan((8, 64, 16, 16), (64, 16, 4, 4), stride=2, padding=1, groups=4,
-                 transposed=True) == Plan("lax", "lax", "gemm", per_group=True)
-    assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("lax", "lax", "gemm")
+                 transposed=True) == Plan("subpixel", per_group=True)
+    assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("subpixel", "lax", "gemm")
     # Depthwise: "shift", its scan weight grad; the shift input grad unless multiplier 1, stride 1, <= 9 taps.
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift", "autodiff", "shift")
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift", "shift", "shift")
@@ -66,8 +66,19 @@ def test_cpu_decision_table():
     # ... the weight grad by autodiff past 2**25 carried elements (taps x C_out x output size).
     assert _plan((1, 64, 512, 512), (64, 1, 3, 3), groups=64, padding=1) == Plan("shift", "autodiff", "autodiff")
     assert _plan((1, 64, 128, 128), (64, 1, 3, 3), groups=64, padding=1) == Plan("shift", "autodiff", "shift")
-    assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1,
-                 transposed=True) == Plan("eigen", "lax", "gemm")
+    # Strided transposed: "subpixel" while its phase kernels are no longer than the kernel; in 2D
+    # ungrouped with autodiff (eigen-form convolutions), else XLA's input gradient and the GEMM
+    # weight gradient; stride 1 has nothing to split.
+    assert _plan((8, 64, 16, 16), (64, 32, 4, 4), stride=2, padding=1, transposed=True) == Plan("subpixel")
+    assert _plan((8, 64, 16, 16), (64, 32, 2, 2), stride=2, transposed=True) == Plan("subpixel")
+    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), stride=2, padding=1, output_padding=1,
+                 transposed=True) == Plan("subpixel")
+    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), stride=2, dilation=2, transposed=True) == Plan("subpixel")
+    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), stride=2, dilation=3, transposed=True) == Plan("eigen", "lax", "gemm")
+    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), padding=1, transposed=True) == Plan("eigen", "lax", "gemm")
+    assert _plan((8, 64, 64), (64, 32, 4), stride=2, padding=1, transposed=True) == Plan("subpixel", "lax", "gemm")
+    assert _plan((2, 32, 8, 8, 8), (32, 16, 3, 3, 3), stride=2, padding=1, output_padding=1,
+                 transposed=True) == Plan("subpixel", "lax", "gemm")
     assert _plan((8, 64, 32, 32), (128, 64, 1, 1)) == Plan("im2col")                   # pointwise: a GEMM
     assert _plan((8, 64, 32, 32), (128, 16, 1, 1), groups=4, stride=2) == Plan("im2col")
     assert _plan((8, 64, 256), (128, 64, 1)) == Plan("im2col")

@@ -185,15 +185,16 @@ def test_shift_keeps_torch_nonfinite_pattern():
         _assert_nonfinite_pattern_is_torchs(x, w, dy, impl)
 
 
-@pytest.mark.parametrize("impl", ["auto", "lax", "eigen", "shift", "im2col", "eigen/lax/gemm/per_group"])
+@pytest.mark.parametrize("impl", ["auto", "lax", "eigen", "subpixel", "shift", "im2col", "eigen/lax/gemm/per_group"])
 def test_transposed_conv_with_nonfinite_weight_gives_torchs_output(impl):
     """A transposed conv by XLA (or the shift sum) multiplies its inserted zeros by every
     weight: an inf weight must still give PyTorch's output (inf/numbers, not 0 * inf = NaN),
     with the gradients of the finite-weight path unaffected."""
     rng = np.random.default_rng(5)
-    for nd, kw in [(1, dict(stride=2, padding=1)), (1, {}), (2, dict(stride=2, padding=1, output_padding=1, groups=2))]:
+    for nd, k, kw in [(1, 3, dict(stride=2, padding=1)), (1, 3, {}), (1, 4, dict(stride=2, padding=1)),
+                      (2, 3, dict(stride=2, padding=1, output_padding=1, groups=2)), (2, 4, dict(stride=2, groups=2))]:
         x = rng.standard_normal((2, 4, *(5,) * nd)).astype(np.float32)
-        w = rng.standard_normal((4, 3, *(3,) * nd)).astype(np.float32)
+        w = rng.standard_normal((4, 3, *(k,) * nd)).astype(np.float32)
         w.flat[[0, 7]] = [np.inf, -np.inf]
         name = f"conv_transpose{nd}d"
         got = np.asarray(getattr(F, name)(x, w, **kw, impl=impl))

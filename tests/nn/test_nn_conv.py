@@ -111,8 +111,8 @@ def test_causal_conv1d_matches_torch(kwargs):
 
 def test_causal_conv1d_channels_last_matches_torch():
     torch.manual_seed(4)
-    t_layer = torch_models.CausalConv1d(4, 6, 3, dilation=2, padding_mode="reflect")
-    layer = jnn.CausalConv1d(4, 6, 3, dilation=2, padding_mode="reflect", channels_last=True)
+    t_layer = torch_models.CausalConv1d(4, 6, 3, dilation=2, padding_mode="replicate")
+    layer = jnn.CausalConv1d(4, 6, 3, dilation=2, padding_mode="replicate", channels_last=True)
     _assert_close(check_layer(layer, t_layer, _x((2, 4, 12)), channels_last=True))
 
 
@@ -248,3 +248,18 @@ def test_separable_and_causal_reject_bad_arguments():
         jnn.SeparableConv2d(4, 6, 3, depth_multiplier=0)
     with pytest.raises(ValueError, match="padding_mode"):
         jnn.CausalConv1d(4, 6, 3, padding_mode="mirror")
+    for mode in ("reflect", "circular"):  # would fill the left padding from later steps
+        with pytest.raises(ValueError, match="breaks causality"):
+            jnn.CausalConv1d(4, 6, 3, padding_mode=mode)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "replicate"])
+def test_causal_conv1d_output_ignores_later_steps(padding_mode):
+    layer = jnn.CausalConv1d(1, 2, 3, dilation=2, padding_mode=padding_mode)
+    x = _x((1, 1, 9))
+    params = layer.init(jax.random.key(0), x)
+    later = x.copy()
+    later[..., 5:] += 1.0
+    y, y_later = layer.apply(params, x), layer.apply(params, later)
+    np.testing.assert_array_equal(np.asarray(y)[..., :5], np.asarray(y_later)[..., :5])
+    assert not np.allclose(np.asarray(y)[..., 5:], np.asarray(y_later)[..., 5:])

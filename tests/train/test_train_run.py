@@ -133,3 +133,9 @@ def test_losses_are_finite(trained):
     workdir, _, _ = trained
     losses = [r["train_loss"] for r in metrics_lib.read(str(workdir / "metrics.jsonl")) if "train_loss" in r]
     assert np.all(np.isfinite(losses))
+
+
+def test_batch_larger_than_the_training_set_is_a_clear_error(tmp_path, small_mnist):
+    config = make_config(small_mnist, batch_size=10**6)
+    with pytest.raises(ValueError, match=r"'batch_size' \(1000000\) exceeds the \d+ training examples"):
+        train.train_and_evaluate(config, str(tmp_path / "run"))
