@@ -42,6 +42,8 @@ and keeps forward-mode differentiation available)::
                                                                     else eigen in 2D, autodiff in 1D/3D
     cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
                  groups <= 32                    (ungrouped) convolution
+    cpu          transposed, depthwise          shift    shift       gemm
+                 (C_in/groups = 1)
     cpu          transposed, strided, phase     subpixel autodiff    autodiff     (2D, ungrouped)
                  kernels no longer than k                lax         gemm         (1D, 3D, grouped)
                  (ceil((d(k-1)+1)/s) <= k)
@@ -200,8 +202,12 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   beat the custom rules (and keep forward mode); 1D/3D weight gradients by
   autodiff are XLA's slow ones, so there the GEMM rule stays. Grouped convs
   (joint: depthwise, > 32 groups) keep the custom rules: autodiff of a
-  depthwise sub-pixel conv took 1.5 s. Depthwise transposed convs stay slow
-  (4x4 s2 64 16x16: 39 ms either form vs PyTorch's 2).
+  depthwise sub-pixel conv took 1.5 s. Depthwise transposed convs run as
+  "shift" (the transposed shift sum; its rules: a shift conv of ``dy``, GEMM
+  weight gradient), same run, forward / gradients ms: 4x4 s2 64 16x16 b32
+  lax 53 / 50, subpixel 54, shift 10.8 / 21.2, PyTorch 2.5 / 16.2; 3x3 s2
+  37.8 / 30.6 -> 2.4 / 9.6 (PyTorch 1.9 / 6.2); multiplier 2, 4x4 s2 32
+  32x32 b16 47.7 / 198 -> 13.6 / 83.9 (PyTorch 24 / 58).
 * Input gradient of a strided conv: XLA's transpose already dilates the
   cotangent (so YNNPACK declines it) and the eigen form would dilate it 2x
   more: 3x3 s2 64->128: 47 (lax) vs 155 (eigen). Stride 1: eigen wins or ties
@@ -330,6 +336,8 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
             axis = _args.channel_axis(True, channels_last, len(x_shape))
             x_one = tuple(n // spec.groups if i == axis else n for i, n in enumerate(x_shape))
         return dataclasses.replace(_cpu_plan(one, w_one, x_one, channels_last), per_group=True)
+    if spec.transposed and w_shape is not None and grouped and cin_per_group == 1:
+        return Plan("shift", "shift", "gemm")  # depthwise transposed: every XLA form is slow
     if _subpixel_fits(spec, w_shape):
         if spec.nd == 2 and spec.groups == 1:
             return Plan("subpixel")  # its autodiff runs eigen-form stride-1 convolutions

@@ -55,7 +55,8 @@ def test_cpu_decision_table():
     assert _plan((8, 16, 8, 8, 8), (16, 8, 3, 3, 3), groups=2) == Plan("lax", "autodiff", "gemm")  # 3D: joint
     assert _plan((8, 64, 16, 16), (64, 16, 4, 4), stride=2, padding=1, groups=4,
                  transposed=True) == Plan("subpixel", per_group=True)
-    assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("subpixel", "lax", "gemm")
+    assert _plan((8, 64, 16, 16), (64, 1, 4, 4), stride=2, groups=64, transposed=True) == Plan("shift", "shift", "gemm")
+    assert _plan((8, 64, 16, 16), (64, 2, 3, 3), groups=64, transposed=True) == Plan("shift", "shift", "gemm")
     # Depthwise: "shift", its scan weight grad; the shift input grad unless multiplier 1, stride 1, <= 9 taps.
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64) == Plan("shift", "autodiff", "shift")
     assert _plan((8, 64, 32, 32), (64, 1, 3, 3), groups=64, stride=2) == Plan("shift", "shift", "shift")

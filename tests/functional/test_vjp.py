@@ -324,3 +324,16 @@ def test_half_precision_sums_in_float32(op, xs, ws, kw, impl, dtype, tol):
     for name, g, r in zip(("y", "dx", "dw"), got, want):
         assert g.dtype == dtype, name
         assert rel_error(np.asarray(g, np.float32), np.asarray(r)) < tol, name
+
+
+@pytest.mark.parametrize("k,s,p,op,m", [(4, 2, 1, 0, 1), (3, 2, 1, 1, 2), (3, 1, 1, 0, 1)])
+def test_depthwise_transposed_auto_runs_shift_and_matches_torch(k, s, p, op, m):
+    rng = np.random.default_rng(k * 10 + m)
+    x = rng.standard_normal((2, 6, 7, 5)).astype(np.float32)
+    w = rng.standard_normal((6, m, k, k)).astype(np.float32)
+    kw = dict(stride=s, padding=p, output_padding=op, groups=6)
+    assert F.explain("conv_transpose2d", x, w, **kw)["forward"] == "shift"
+    case = Case("conv_transpose2d", str(kw), {"input": x, "weight": w},
+                lambda x, w: F.conv_transpose2d(x, w, **kw), lambda x, w: torch.nn.functional.conv_transpose2d(x, w, **kw))
+    result = compare(case)
+    assert result.forward <= RTOL and result.gradient <= RTOL, result
