@@ -238,7 +238,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 
-from jaxconv.functional import _args
+from jaxconv.functional import _args, _subpixel
 from jaxconv.functional._spec import ConvSpec
 from jaxconv.functional._vjp import (
     INPUT_GRAD_RULES,
@@ -403,7 +403,7 @@ def _subpixel_fits(spec: ConvSpec, w_shape: Sequence[int] | None) -> bool:
     than XLA's input-dilated form does (``s**nd`` times fewer at ``d = 1``)."""
     if w_shape is None or not spec.transposed or all(s == 1 for s in spec.stride):
         return False
-    return all(-(-(d * (k - 1) + 1) // s) <= k for k, s, d in zip(w_shape[2:], spec.stride, spec.dilation))
+    return all(j <= k for j, k in zip(_subpixel.phase_taps(spec, w_shape[2:]), w_shape[2:]))
 
 
 def _per_group_pays(spec: ConvSpec, w_shape: Sequence[int] | None, cin_per_group: int) -> bool:
@@ -455,9 +455,14 @@ def implementation(impl: str, spec: ConvSpec, op: str) -> Callable:
         check_plan(plan, spec, op)
         return conv_with_plan(plan)(x, w, spec, channels_last)
 
+    check_explicit(impl, spec, op)
+    return run
+
+
+def check_explicit(impl: str, spec: ConvSpec, op: str) -> None:
+    """Raises ValueError where an explicit ``impl`` (not ``"auto"``) cannot compute ``spec``."""
     if impl != "auto":
         check_plan(select_plan(impl, spec), spec, op)
-    return run
 
 
 def check_plan(plan: Plan, spec: ConvSpec, op: str) -> None:

@@ -43,6 +43,18 @@ from jaxconv.functional import _lax
 from jaxconv.functional._spec import ConvSpec
 
 
+def phase_taps(spec: ConvSpec, kernel) -> tuple[int, ...]:
+    """``J`` per dim: taps of each phase kernel, ``ceil((d*(k-1) + 1) / s)`` where the
+    stride splits the dim, ``k`` (dilation kept as ``rhs_dilation``) where it is 1."""
+    return tuple(-(-(d * (k - 1) + 1) // s) if s > 1 else k for k, s, d in zip(kernel, spec.stride, spec.dilation))
+
+
+def has_zero_taps(spec: ConvSpec, kernel) -> bool:
+    """Whether `phase_weight` pads the phase kernels with zeros: their ``J*s`` entries
+    per dim hold more than the ``k`` real taps."""
+    return any(j * s != k for j, s, k in zip(phase_taps(spec, kernel), spec.stride, kernel))
+
+
 def phase_weight(w: jnp.ndarray, spec: ConvSpec) -> tuple[jnp.ndarray, tuple[int, ...], tuple[int, ...]]:
     """Transposed-conv weight ``(C_in, C_out/g, *k)`` -> the stride-1 conv weight
     ``(g * prod(s) * C_out/g, C_in/g, *J)`` (output channels ordered group, phases,
@@ -52,7 +64,7 @@ def phase_weight(w: jnp.ndarray, spec: ConvSpec) -> tuple[jnp.ndarray, tuple[int
     split = [s > 1 for s in spec.stride]
     interior = [d - 1 if sp else 0 for d, sp in zip(spec.dilation, split)]
     taps = [(d * (k - 1) + 1) if sp else k for k, d, sp in zip(w.shape[2:], spec.dilation, split)]
-    J = tuple(-(-t // s) for t, s in zip(taps, spec.stride))
+    J = phase_taps(spec, w.shape[2:])
     pads = [(0, 0, 0)] * 2 + [(0, j * s - t, i) for j, s, t, i in zip(J, spec.stride, taps, interior)]
     w_d = lax.pad(w, jnp.zeros((), w.dtype), pads)
     # (G, C_in/g, C_out/g, J_0, s_0, J_1, s_1, ...): tap j*s + r -> (j, r).
@@ -62,12 +74,6 @@ def phase_weight(w: jnp.ndarray, spec: ConvSpec) -> tuple[jnp.ndarray, tuple[int
     v = w_d.transpose(perm).reshape(groups * math.prod(spec.stride) * cout_g, cin // groups, *J)
     rhs_dilation = tuple(1 if sp else d for d, sp in zip(spec.dilation, split))
     return v, J, rhs_dilation
-
-
-def has_zero_taps(spec: ConvSpec, kernel) -> bool:
-    """Whether `phase_weight` pads the phase kernels with zeros."""
-    return any(s > 1 and (d > 1 and k > 1 or (d * (k - 1) + 1) % s) for k, s, d in
-               zip(kernel, spec.stride, spec.dilation))
 
 
 def depth_to_space(z: jnp.ndarray, stride: tuple[int, ...], groups: int, channels_last: bool) -> jnp.ndarray:

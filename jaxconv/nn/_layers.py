@@ -23,7 +23,7 @@ from jaxconv import functional as F
 from jaxconv import init as jinit
 from jaxconv.functional import _args
 from jaxconv.functional._bias import add_bias
-from jaxconv.functional._dispatch import check_impl, check_plan, select_plan
+from jaxconv.functional._dispatch import check_explicit, check_impl
 from jaxconv.functional._spec import ConvSpec
 
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -90,11 +90,9 @@ class ConvConfig:
     def __post_init__(self) -> None:
         """An explicit ``impl`` that cannot compute this layer (``"fft"`` with a stride,
         ``"toeplitz"`` grouped or transposed) fails when the layer is built."""
-        if self.impl == "auto":
-            return
         spec = ConvSpec(self.nd, self.stride, ((0, 0),) * self.nd, self.dilation, self.groups,
-                        self.transposed, self.output_padding)
-        check_plan(select_plan(self.impl, spec, w_shape=self.weight_shape), spec, self.name)
+                        self.transposed, self.output_padding)  # no impl's support depends on padding
+        check_explicit(self.impl, spec, self.name)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
