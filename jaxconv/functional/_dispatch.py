@@ -278,10 +278,12 @@ def parse_plan(impl: str) -> Plan | None:
 
 
 def check_impl(impl: str) -> str:
+    if not isinstance(impl, str):
+        raise TypeError(f"impl must be a str such as 'auto' or 'lax', got {type(impl).__name__}")
     if impl in IMPLS:
         return impl
     try:
-        if isinstance(impl, str) and parse_plan(impl) is not None:
+        if parse_plan(impl) is not None:
             return impl
     except ValueError as e:
         raise ValueError(f"impl {impl!r}: {e}") from None

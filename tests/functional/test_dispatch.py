@@ -137,6 +137,13 @@ def test_bad_impl_names_are_rejected(bad):
                  impl=bad)
 
 
+@pytest.mark.parametrize("bad", [None, 3, ("lax",)])
+def test_non_string_impl_is_a_type_error(bad):
+    import numpy as np
+    with pytest.raises(TypeError, match="impl must be a str"):
+        F.conv2d(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 1, 1), np.float32), impl=bad)
+
+
 def test_unsupported_forward_still_checked():
     """An fft forward keeps its own support check (stride-1 only) inside a plan."""
     import numpy as np
