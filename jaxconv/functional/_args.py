@@ -43,6 +43,13 @@ def as_flag(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def pool_stride(stride: Any, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """A pooling ``stride`` as an n-tuple: ``None`` or an empty sequence means ``kernel``, as PyTorch."""
+    if stride is None or (isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0):
+        return kernel
+    return ntuple(stride, len(kernel), "stride", minimum=1)
+
+
 def ntuple(value: Any, n: int, name: str, *, minimum: int | None = None) -> tuple[int, ...]:
     """An int or a length-1/length-n sequence of ints as an n-tuple of ints.
 

@@ -36,7 +36,9 @@ beats direct/GEMM convolution for large kernels. Strided convolutions would
 compute every unstrided output and discard most, so they are refused
 (`check_supported`). Rounding in the transforms gives relative errors of
 ~1e-7..1e-6 in float32 (vs. ~1e-7 for a direct sum): well inside the 1e-4
-parity contract. bfloat16/float16 inputs are computed in float32 and the result
+parity contract. One inf/NaN would spread to every output through the transforms;
+where ``x`` or ``w`` holds one, the result is im2col's (`_lax.nonfinite_as_torch`),
+whose NaN/inf pattern is PyTorch's. bfloat16/float16 inputs are computed in float32 and the result
 cast back; float64 stays float64 (complex128 transforms). The frequency-domain
 einsum runs at ``Precision.HIGHEST`` whatever the default matmul precision, so a
 TF32/bf16 default on accelerators does not cost this precision. `conv` and
@@ -52,6 +54,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxconv.functional import _lax
 from jaxconv.functional._spec import ConvSpec
 
 _LETTERS = "uvw"  # einsum letters for the (up to 3) spatial frequency dims
@@ -139,7 +142,7 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
     # Keep the outputs whose window lies inside x_pad: t = i + K - 1 for i in [0, Lp - K + 1).
     kd = v.shape[2:]
     y = _spatial_pad(y_full, [(-(k - 1), -(k - 1)) for k in kd], channels_last)
-    return y.astype(dtype)
+    return _lax.nonfinite_as_torch(y.astype(dtype), x, w, spec, channels_last, check_input=True)
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -160,4 +163,4 @@ def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last
     v_GOCK = jnp.swapaxes(w_d.reshape(spec.groups, cg, og, *w_d.shape[2:]), 1, 2)
     y_full = _spectral_conv(x.astype(ct), v_GOCK, channels_last)
     y = _spatial_pad(y_full, [(-lo, -hi) for lo, hi in spec.padding], channels_last)
-    return y.astype(dtype)
+    return _lax.nonfinite_as_torch(y.astype(dtype), x, w, spec, channels_last, check_input=True)

@@ -99,19 +99,21 @@ def conv_transpose(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last
 
 def nonfinite_as_torch(y: jnp.ndarray, x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec,
                        channels_last: bool, check_input: bool = False) -> jnp.ndarray:
-    """The transposed convolution ``y`` where ``w`` is finite, else im2col's of ``(x, w)``.
+    """The convolution ``y`` where ``w`` is finite, else im2col's of ``(x, w)``.
 
     A transposed convolution computed as a convolution of the stride-dilated,
     padded input multiplies the inserted zeros by every weight, so an inf/nan
     weight puts NaN (``0 * inf``) where PyTorch, which forms only the products
     of real inputs (GEMM into columns + col2im, as `_im2col.conv_transpose`),
     has a number or inf. A `lax.cond` on the weight's finiteness picks im2col's
-    value then; ``y`` is computed outside it, because inside a branch XLA:CPU
-    runs convolutions on a slow generic path (8x slower measured). Derivatives
-    are ``y``'s (a custom JVP passing ``y``'s tangent through).
+    value then (`_im2col.conv` for a plain convolution, ``spec.transposed``
+    False); ``y`` is computed outside it, because inside a branch XLA:CPU runs
+    convolutions on a slow generic path (8x slower measured). Derivatives are
+    ``y``'s (a custom JVP passing ``y``'s tangent through).
 
     ``check_input``: also im2col's where ``x`` is not finite (for formulations
-    that multiply inputs by zero weights, `_subpixel`).
+    that multiply inputs by zero weights, `_subpixel`, or mix every position,
+    `_fft`).
     """
     return _pick_finite(y, x, w, spec, channels_last, check_input)
 
@@ -124,7 +126,8 @@ def all_finite(*arrays: jnp.ndarray) -> jnp.ndarray:
 @functools.partial(jax.custom_jvp, nondiff_argnums=(3, 4, 5))
 def _pick_finite(y, x, w, spec, channels_last, check_input):
     finite = all_finite(x, w) if check_input else all_finite(w)
-    return lax.cond(finite, lambda: y, lambda: _im2col.conv_transpose(x, w, spec, channels_last))
+    direct = _im2col.conv_transpose if spec.transposed else _im2col.conv
+    return lax.cond(finite, lambda: y, lambda: direct(x, w, spec, channels_last))
 
 
 @_pick_finite.defjvp

@@ -106,7 +106,9 @@ _AVG_DOC = """{nd}D adaptive average pooling, as ``torch.nn.functional.adaptive_
     ``y[n, c, i] = mean`` of ``x[n, c]`` over the product of the per-dim bins
     ``[floor(i*L/out), ceil((i+1)*L/out))``; the output spatial shape is
     ``output_size``{none}. Half-precision inputs are summed in float32 and the
-    result rounded back.
+    result rounded back, as PyTorch's 1D/2D CPU kernels (its 3D kernel rounds the
+    running sum to the half type at every step: 3D half results can differ from
+    PyTorch's in the last bits, closer to the exact mean).
     """
 
 _NONE = " (a ``None`` entry keeps that input dim)"

@@ -223,10 +223,7 @@ def _pool_args(op: str, spatial: Sequence[int], kernel_size: Any, stride: Any, p
                dilation: Any, ceil_mode: bool) -> _PoolArgs:
     nd = len(spatial)
     kernel = _args.ntuple(kernel_size, nd, "kernel_size", minimum=1)
-    if stride is None or (isinstance(stride, Sequence) and not isinstance(stride, str) and len(stride) == 0):
-        stride = kernel
-    else:
-        stride = _args.ntuple(stride, nd, "stride", minimum=1)
+    stride = _args.pool_stride(stride, kernel)
     padding = _args.ntuple(padding, nd, "padding", minimum=0)
     dilation = _args.ntuple(dilation, nd, "dilation", minimum=1)
     if op == "avg_pool3d" and any(length < k for length, k in zip(spatial, kernel)):

@@ -307,16 +307,12 @@ class PoolConfig:
         return getattr(F, self.op)(x, **dict(self.kwargs))
 
 
-def _opt_tuple(value: Any, nd: int, name: str, minimum: int) -> tuple[int, ...] | None:
-    return None if value is None else _args.ntuple(value, nd, name, minimum=minimum)
-
-
 def max_pool_config(nd: int, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                     return_indices: bool = False, ceil_mode: bool = False, *,
                     channels_last: bool = False) -> PoolConfig:
     """Validates a ``torch.nn.MaxPool{nd}d`` constructor call."""
     kernel = _args.ntuple(kernel_size, nd, "kernel_size", minimum=1)
-    stride = _opt_tuple(stride, nd, "stride", 1) or kernel
+    stride = _args.pool_stride(stride, kernel)
     pad = _args.ntuple(padding, nd, "padding", minimum=0)
     dilation = _args.ntuple(dilation, nd, "dilation", minimum=1)
     for p, k in zip(pad, kernel):
@@ -337,7 +333,7 @@ def avg_pool_config(nd: int, kernel_size: Any, stride: Any = None, padding: Any 
                     channels_last: bool = False) -> PoolConfig:
     """Validates a ``torch.nn.AvgPool{nd}d`` constructor call (``divisor_override`` for 2D/3D only)."""
     kernel = _args.ntuple(kernel_size, nd, "kernel_size", minimum=1)
-    stride = _opt_tuple(stride, nd, "stride", 1) or kernel
+    stride = _args.pool_stride(stride, kernel)
     pad = _args.ntuple(padding, nd, "padding", minimum=0)
     for p, k in zip(pad, kernel):
         if p > k // 2:

@@ -168,3 +168,25 @@ def test_jit_vmap_grad():
     g_fft = jax.jit(jax.grad(lambda w: jnp.sum(jnp.sin(f(x[0], w)))))(w)
     g_lax = jax.grad(lambda w: jnp.sum(jnp.sin(F.conv2d(x[0], w, padding=1, impl="lax"))))(w)
     assert rel_error(g_fft, g_lax) <= RTOL
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["input", "weight"])
+@pytest.mark.parametrize("op, kw", [("conv1d", dict(padding=1, groups=2)), ("conv2d", dict(padding=2, dilation=2, groups=2)),
+                                    ("conv_transpose1d", dict(padding=1)),
+                                    ("conv_transpose2d", dict(dilation=2, groups=2))])
+def test_nonfinite_values_land_where_torchs_do(op, kw, where, bad):
+    """The transforms would spread one inf/NaN to every output; fft's output has NaN/inf
+    exactly where PyTorch's has them and PyTorch's numbers elsewhere."""
+    rng = np.random.default_rng(3)
+    nd = int(op[-2])
+    x = rng.standard_normal((2, 4, *(7,) * nd)).astype(np.float32)
+    w = rng.standard_normal((4, 2, *(3,) * nd)).astype(np.float32)
+    (x if where == "input" else w).flat[5] = bad
+    got = np.asarray(jax.jit(lambda a, b: getattr(F, op)(a, b, **kw, impl="fft"))(x, w))
+    want = getattr(tF, op)(torch.tensor(x), torch.tensor(w), **kw).numpy()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+    finite = np.isfinite(want)
+    assert finite.any() and rel_error(got[finite], want[finite]) < RTOL
+    np.testing.assert_array_equal(np.sign(got[np.isinf(want)]), np.sign(want[np.isinf(want)]))

@@ -37,6 +37,8 @@ POOL_CASES = [
     ("AvgPool3d", (2,), dict(divisor_override=-3), (1, 2, 4, 6, 5)),
     ("AvgPool2d", ((3, 2),), dict(padding=(1, 1), ceil_mode=True, count_include_pad=False), (2, 3, 9, 10)),
     ("AvgPool3d", (2,), dict(stride=(1, 2, 2), padding=1), (1, 2, 4, 6, 5)),
+    ("MaxPool2d", (3,), dict(stride=()), (1, 2, 7, 6)),  # an empty stride means kernel_size, as torch
+    ("AvgPool1d", (2,), dict(stride=[]), (1, 2, 7)),
     ("AdaptiveAvgPool1d", (4,), {}, (2, 3, 10)),
     ("AdaptiveAvgPool2d", ((3, None),), {}, (2, 3, 9, 10)),
     ("AdaptiveAvgPool3d", ((2, 3, 2),), {}, (1, 2, 5, 7, 4)),
