@@ -35,6 +35,7 @@ import functools
 
 import jax
 from jax import lax
+from jax._src import core as jax_core
 from jax.extend.core import Literal, Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -47,6 +48,7 @@ def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation=None
     """``lax.conv_general_dilated`` (explicit ``padding`` pairs), in the canonical layout."""
     nd = lhs.ndim - 2
     dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    lhs, rhs = _match_varying_axes(lhs, rhs)
     return conv_p.bind(
         lhs, rhs, window_strides=tuple(window_strides), padding=tuple(tuple(p) for p in padding),
         lhs_dilation=tuple(lhs_dilation or (1,) * nd), rhs_dilation=tuple(rhs_dilation or (1,) * nd),
@@ -79,9 +81,17 @@ def _canonical(lhs, rhs, *, dimension_numbers, **params):
     return y_NSO.transpose(perm)
 
 
+def _match_varying_axes(lhs, rhs):
+    """Inside ``jax.shard_map`` (``check_vma``), a device-invariant operand cast to the other's
+    varying axes, as ``lax.conv_general_dilated`` does before it binds its primitive."""
+    insert = getattr(jax_core, "auto_insert_reshard", None)
+    return (lhs, rhs) if insert is None else tuple(insert(lhs, rhs))
+
+
 def _abstract_eval(lhs, rhs, **params):
-    out = jax.eval_shape(functools.partial(lax.conv_general_dilated, **params), lhs, rhs)
-    return jax.core.ShapedArray(out.shape, out.dtype)
+    # XLA's convolution's own rule: the same shape, dtype, sharding and varying mesh axes.
+    out, _ = lax.conv_general_dilated_p.abstract_eval(lhs, rhs, **params)
+    return out
 
 
 def _reemit(fun):
