@@ -15,7 +15,7 @@ and any other layout runs on a generic loop nest (jax-ml/jax#12868). Measured
 transposes written out: operands moved to that layout, the convolution in
 it, the output moved to the requested layout. Outside loops XLA would insert
 the same transposes itself. It is a primitive whose derivative and batching
-rules are JAX's own for ``conv_general_dilated`` (``jax.linear_transpose`` /
+rules are JAX's own for ``conv_general_dilated`` (its transpose rules /
 ``jax.vmap`` of it), with every convolution they produce re-emitted the same
 way, so gradients (of any order), forward mode and ``vmap`` stay in that
 layout too and compute exactly what ``lax.conv_general_dilated`` computes.
@@ -36,6 +36,7 @@ import functools
 import jax
 from jax import lax
 from jax._src import core as jax_core
+from jax._src.lax import convolution as _lax_convolution
 from jax.extend.core import Literal, Primitive
 from jax.interpreters import ad, batching, mlir
 
@@ -48,7 +49,7 @@ def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation=None
     """``lax.conv_general_dilated`` (explicit ``padding`` pairs), in the canonical layout."""
     nd = lhs.ndim - 2
     dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-    lhs, rhs = _match_varying_axes(lhs, rhs)
+    lhs, rhs = match_varying_axes(lhs, rhs)
     return conv_p.bind(
         lhs, rhs, window_strides=tuple(window_strides), padding=tuple(tuple(p) for p in padding),
         lhs_dilation=tuple(lhs_dilation or (1,) * nd), rhs_dilation=tuple(rhs_dilation or (1,) * nd),
@@ -81,7 +82,7 @@ def _canonical(lhs, rhs, *, dimension_numbers, **params):
     return y_NSO.transpose(perm)
 
 
-def _match_varying_axes(lhs, rhs):
+def match_varying_axes(lhs, rhs):
     """Inside ``jax.shard_map`` (``check_vma``), a device-invariant operand cast to the other's
     varying axes, as ``lax.conv_general_dilated`` does before it binds its primitive."""
     insert = getattr(jax_core, "auto_insert_reshard", None)
@@ -128,22 +129,27 @@ def _eval(jaxpr, consts, *args):
     return [read(v) for v in jaxpr.outvars]
 
 
+def _lax_transpose(name: str, ct, lhs, rhs, params):
+    """``lax``'s own transpose rule ``name`` of ``conv_general_dilated`` (private in JAX 0.10:
+    it keeps ``jax.shard_map``'s varying-axes types), else ``jax.linear_transpose`` of it."""
+    rule = getattr(_lax_convolution, name, None)
+    if rule is None:
+        linear = lhs if name.endswith("lhs") else rhs
+        aval = jax.ShapeDtypeStruct(linear.aval.shape, linear.aval.dtype)
+        if name.endswith("lhs"):
+            return jax.linear_transpose(lambda x: lax.conv_general_dilated(x, rhs, **params), aval)(ct)[0]
+        return jax.linear_transpose(lambda w: lax.conv_general_dilated(lhs, w, **params), aval)(ct)[0]
+    return rule(ct, lhs, rhs, **{"out_sharding": None, **params})
+
+
 def _transpose_lhs(ct, lhs, rhs, **params):
-    aval = jax.ShapeDtypeStruct(lhs.aval.shape, lhs.aval.dtype)
-
-    def adjoint(ct, rhs):
-        return jax.linear_transpose(lambda x: lax.conv_general_dilated(x, rhs, **params), aval)(ct)[0]
-
-    return _reemit(adjoint)(ct, rhs)[0]
+    return _reemit(lambda ct, rhs: _lax_transpose("_conv_general_dilated_transpose_lhs", ct, lhs, rhs, params)
+                   )(ct, rhs)[0]
 
 
 def _transpose_rhs(ct, lhs, rhs, **params):
-    aval = jax.ShapeDtypeStruct(rhs.aval.shape, rhs.aval.dtype)
-
-    def adjoint(ct, lhs):
-        return jax.linear_transpose(lambda w: lax.conv_general_dilated(lhs, w, **params), aval)(ct)[0]
-
-    return _reemit(adjoint)(ct, lhs)[0]
+    return _reemit(lambda ct, lhs: _lax_transpose("_conv_general_dilated_transpose_rhs", ct, lhs, rhs, params)
+                   )(ct, lhs)[0]
 
 
 def _batch(args, dims, **params):

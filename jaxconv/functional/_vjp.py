@@ -73,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxconv.functional import _args, _im2col, _lax, _subpixel
+from jaxconv.functional import _args, _canonical, _im2col, _lax, _subpixel
 from jaxconv.functional._spec import ConvSpec
 
 INPUT_GRAD_RULES = ("autodiff", "lax", "eigen", "toeplitz", "shift")
@@ -386,7 +386,7 @@ def shift_weight_grad(x: jnp.ndarray, dy: jnp.ndarray, spec: ConvSpec, kernel: S
             sums.append(a + _tap_slice(x_n, sp_axes, j, blocks, spec, channel=(ch + 1, c)) * dy_n)
         return tuple(sums), None
 
-    zeros = jnp.zeros(dy.shape[1:], acc_dtype)
+    zeros = lax.full_like(dy, 0, acc_dtype, dy.shape[1:])  # varying over dy's shard_map axes, as the sums
     acc, _ = lax.scan(add_sample, (zeros,) * len(taps), (x_pad, dy))
     dw_QKGM = jnp.stack([a.sum(axis=tuple(sp_axes)) for a in acc])  # (q * prod(kernel), g, m)
     return dw_QKGM.reshape(q, -1, o).transpose(2, 0, 1).reshape(o, q, *kernel).astype(dtype)
@@ -465,7 +465,14 @@ def conv_with_plan(plan: Plan) -> Callable:
         return dx, dw
 
     conv.defvjp(fwd, bwd)
-    return conv
+
+    def call(x, w, spec, channels_last):
+        # Inside jax.shard_map the rules' gradients vary as x does; a replicated w is cast
+        # first (as lax does), so its cotangent is summed over the mesh by JAX, not by the rules.
+        x, w = _canonical.match_varying_axes(x, w)
+        return conv(x, w, spec, channels_last)
+
+    return call
 
 
 def group_spec(spec: ConvSpec) -> ConvSpec:

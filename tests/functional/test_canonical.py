@@ -117,33 +117,31 @@ from jax.sharding import Mesh, PartitionSpec as P
 import jaxconv.functional as F
 mesh = Mesh(np.array(jax.devices()), ("b",))
 rng = np.random.default_rng(0)
-x = jnp.asarray(rng.standard_normal((4, 32, 7, 6)), jnp.float32)
-calls = {"conv2d": lambda x, w: F.conv2d(x, w, padding=1), "conv2d lax": lambda x, w: F.conv2d(x, w, impl="lax"),
-         "conv_transpose2d": lambda x, w: F.conv_transpose2d(x, w, stride=2, output_padding=1)}
-w = {"conv2d": rng.standard_normal((20, 32, 3, 3)), "conv2d lax": rng.standard_normal((20, 32, 3, 3)),
-     "conv_transpose2d": rng.standard_normal((32, 20, 4, 4))}
-for name, f in calls.items():
-    wn = jnp.asarray(w[name], jnp.float32)
-    want = f(x, wn)
-    got = jax.jit(jax.shard_map(f, mesh=mesh, in_specs=(P("b"), P()), out_specs=P("b")))(x, wn)
-    assert float(jnp.abs(got - want).max()) <= 1e-5 * float(jnp.abs(want).max()), name
-    loss = lambda x, w: jnp.sum(f(x, w) ** 2)
-    gx, gw = jax.grad(loss, argnums=(0, 1))(x, wn)
-    def per_shard(x, w):
-        dx, dw = jax.grad(loss, argnums=(0, 1))(x, w)
-        return dx, jax.lax.psum(dw, "b")
-    dx, dw = jax.jit(jax.shard_map(per_shard, mesh=mesh, in_specs=(P("b"), P()), out_specs=(P("b"), P()),
-                                   check_vma=False))(x, wn)
-    assert float(jnp.abs(dx - gx).max()) <= 1e-5 * float(jnp.abs(gx).max()), name
-    assert float(jnp.abs(dw - gw).max()) <= 1e-5 * float(jnp.abs(gw).max()), name
+x32, x6 = (jnp.asarray(rng.standard_normal(s), jnp.float32) for s in [(4, 32, 7, 6), (4, 6, 12, 12)])
+calls = [  # (name, x, weight shape, call): auto's custom rules (eigen, shift's scan, toeplitz), subpixel, lax
+    ("conv2d", x32, (20, 32, 3, 3), lambda x, w: F.conv2d(x, w, padding=1)),
+    ("conv2d lax", x32, (20, 32, 3, 3), lambda x, w: F.conv2d(x, w, impl="lax")),
+    ("depthwise", x32, (32, 1, 3, 3), lambda x, w: F.conv2d(x, w, groups=32)),
+    ("few channels", x6, (16, 6, 5, 5), lambda x, w: F.conv2d(x, w)),
+    ("conv_transpose2d", x32, (32, 20, 4, 4), lambda x, w: F.conv_transpose2d(x, w, stride=2, output_padding=1)),
+    ("conv_transpose2d g4", x32, (32, 5, 4, 4), lambda x, w: F.conv_transpose2d(x, w, stride=2, groups=4)),
+]
+for name, x, w_shape, f in calls:
+    w = jnp.asarray(rng.standard_normal(w_shape), jnp.float32)
+    sharded = lambda g, out: jax.jit(jax.shard_map(g, mesh=mesh, in_specs=(P("b"), P()), out_specs=out))
+    for got, want in [(sharded(f, P("b"))(x, w), f(x, w)),
+                      *zip(sharded(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1)), (P("b"), P()))(x, w),
+                           jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1))(x, w))]:
+        assert float(jnp.abs(got - want).max()) <= 1e-5 * float(jnp.abs(want).max()), name
 print("ok")
 """
 
 
-def test_shard_map_forward_and_unchecked_gradients():
-    """Inside jax.shard_map, the re-emitted convolution has XLA's output type (varying mesh
-    axes included), so forwards trace under the default check_vma; gradients as the README
-    says (check_vma=False, weight gradient psum'd by the caller) match the unsharded ones."""
+def test_shard_map_forward_and_gradients():
+    """Inside jax.shard_map (default check_vma), convolutions and their custom gradient rules
+    type-check and match the unsharded call: the re-emitted convolution has XLA's output type
+    (varying mesh axes included) and lax's transposes, and a replicated weight is cast to the
+    input's varying axes before the rules run, so JAX sums its cotangent over the mesh."""
     import subprocess
     import sys
 
