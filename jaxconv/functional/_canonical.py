@@ -32,6 +32,7 @@ same products, rounded in a possibly different order.
 from __future__ import annotations
 
 import functools
+import inspect
 
 import jax
 from jax import lax
@@ -41,6 +42,9 @@ from jax.extend.core import Literal, Primitive
 from jax.interpreters import ad, batching, mlir
 
 conv_p = Primitive("jaxconv_conv_general_dilated")
+# Parameters lax's conv primitive has in this JAX beyond the ones named below (JAX 0.10: out_sharding),
+# so that conv_p's parameters are always lax's: its abstract eval and transpose rules take them as they are.
+_LAX_EXTRA_PARAMS = {"out_sharding": None} if "out_sharding" in inspect.signature(lax.conv_general_dilated).parameters else {}
 
 
 def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -55,7 +59,7 @@ def conv_general_dilated(lhs, rhs, *, window_strides, padding, lhs_dilation=None
         lhs_dilation=tuple(lhs_dilation or (1,) * nd), rhs_dilation=tuple(rhs_dilation or (1,) * nd),
         dimension_numbers=dn, feature_group_count=feature_group_count,
         batch_group_count=batch_group_count, precision=precision,
-        preferred_element_type=preferred_element_type)
+        preferred_element_type=preferred_element_type, **_LAX_EXTRA_PARAMS)
 
 
 def _canonical(lhs, rhs, *, dimension_numbers, **params):
@@ -129,27 +133,24 @@ def _eval(jaxpr, consts, *args):
     return [read(v) for v in jaxpr.outvars]
 
 
-def _lax_transpose(name: str, ct, lhs, rhs, params):
-    """``lax``'s own transpose rule ``name`` of ``conv_general_dilated`` (private in JAX 0.10:
-    it keeps ``jax.shard_map``'s varying-axes types), else ``jax.linear_transpose`` of it."""
-    rule = getattr(_lax_convolution, name, None)
-    if rule is None:
-        linear = lhs if name.endswith("lhs") else rhs
-        aval = jax.ShapeDtypeStruct(linear.aval.shape, linear.aval.dtype)
-        if name.endswith("lhs"):
-            return jax.linear_transpose(lambda x: lax.conv_general_dilated(x, rhs, **params), aval)(ct)[0]
-        return jax.linear_transpose(lambda w: lax.conv_general_dilated(lhs, w, **params), aval)(ct)[0]
-    return rule(ct, lhs, rhs, **{"out_sharding": None, **params})
+def _lax_transpose(side: str, ct, lhs, rhs, params):
+    """``lax``'s own transpose rule of ``conv_general_dilated`` for ``side`` ("lhs"/"rhs"; private
+    in JAX 0.10, and it keeps ``jax.shard_map``'s varying-axes types), else ``jax.linear_transpose``."""
+    rule = getattr(_lax_convolution, f"_conv_general_dilated_transpose_{side}", None)
+    if rule is not None:
+        return rule(ct, lhs, rhs, **params)
+    linear = lhs if side == "lhs" else rhs
+    conv = ((lambda a: lax.conv_general_dilated(a, rhs, **params)) if side == "lhs"
+            else (lambda a: lax.conv_general_dilated(lhs, a, **params)))
+    return jax.linear_transpose(conv, jax.ShapeDtypeStruct(linear.aval.shape, linear.aval.dtype))(ct)[0]
 
 
 def _transpose_lhs(ct, lhs, rhs, **params):
-    return _reemit(lambda ct, rhs: _lax_transpose("_conv_general_dilated_transpose_lhs", ct, lhs, rhs, params)
-                   )(ct, rhs)[0]
+    return _reemit(lambda ct, rhs: _lax_transpose("lhs", ct, lhs, rhs, params))(ct, rhs)[0]
 
 
 def _transpose_rhs(ct, lhs, rhs, **params):
-    return _reemit(lambda ct, lhs: _lax_transpose("_conv_general_dilated_transpose_rhs", ct, lhs, rhs, params)
-                   )(ct, lhs)[0]
+    return _reemit(lambda ct, lhs: _lax_transpose("rhs", ct, lhs, rhs, params))(ct, lhs)[0]
 
 
 def _batch(args, dims, **params):
