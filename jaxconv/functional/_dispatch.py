@@ -39,7 +39,7 @@ and keeps forward-mode differentiation available)::
                  stride 1, not transposed               toeplitz if banded fit, else lax
                                                                     depthwise: shift (autodiff for one tap
                                                                     or a scan carry over 2**25 elements);
-                                                                    else eigen in 2D, autodiff in 1D/3D
+                                                                    else eigen in 2D, lax in 1D, autodiff in 3D
     cpu          grouped, not depthwise, 1D/2D,  per group: the rows below for one group's
                  groups <= 32                    (ungrouped) convolution
     cpu          transposed, depthwise          shift    shift       gemm
@@ -140,7 +140,17 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   adjoint taps (the jump from 150 to 250 is measured). Autodiff of the shift
   forward for the input gradient scatters each tap back separately: lenet5 c1
   134 ms. Weight gradient of these layers: eigen 2.6-11.7 ms, autodiff of the
-  shift 3.4-34, gemm 9.5-69 (2D); 1D/3D: autodiff 1.1-2.1 vs lax 0.9-6.9.
+  shift 3.4-34, gemm 9.5-69 (2D). In 1D, XLA's weight-gradient convolution
+  beats autodiff of the shift sum (one strided reduction per tap) on every
+  shape measured (2026-12-02, ms, autodiff -> lax, NCL / channels-last):
+  1->16 k9 L1024 b32 1.9 -> 1.1 / 3.1 -> 1.0; 2->32 k11 L4000 b16 15.8 -> 7.3 /
+  16.4 -> 4.3; 4->64 k7 L256 b32 4.2 -> 1.7 / 5.7 -> 1.1; 1->32 k31 L16000 b8
+  46 -> 11 / 55 -> 7.0; 1->256 k25 L2048 b32 127 -> 76 / 186 -> 58 (gemm:
+  1.5-225, never the best). In 3D no rule wins throughout: gemm beats autodiff
+  with 4-16 outputs (1->16 3x3x3 32^3 b4 15.6 -> 14.0, 2->16 3x3x3 24^3 b2
+  18.3 -> 9.8, 1->8 1x5x5 16x64x64 b2 13.4 -> 7.2) and loses with 24-64 (1->32
+  3x3x3 32^3 b4 44 -> 54, 1->64 2x2x2 40^3 b2 22 -> 75, 3->24 1x3x3 8.0 -> 10.9),
+  lax loses to autodiff by up to 2.5x; 3D keeps autodiff.
   The shift sum is computed inside a `lax.cond` so that its output is
   materialised: fused into a following max pool's slices it was recomputed
   per slice (lenet5 c1 + relu + pool: 4.3 -> 1.1 ms). Models, same run vs
@@ -385,7 +395,7 @@ def _shift_plan(spec: ConvSpec, w_shape: Sequence[int] | None, x_shape: Sequence
         fits = _scan_carry(spec, w_shape, x_shape, channels_last) <= SHIFT_DW_MAX_CARRY
         dw = "shift" if taps > 1 and fits else "autodiff"  # one tap: a plain product and sum
     else:
-        dw = "eigen" if spec.nd == 2 else "autodiff"
+        dw = {1: "lax", 2: "eigen"}.get(spec.nd, "autodiff")
     return Plan("shift", dx, dw)
 
 

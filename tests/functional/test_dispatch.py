@@ -45,7 +45,9 @@ def test_cpu_decision_table():
     assert _plan((8, 3, 32, 32), (8, 3, 3, 3), dilation=2) == Plan("shift", "shift", "eigen")
     assert _plan((8, 1, 28, 28), (6, 1, 5, 5), stride=2) == Plan("lax", "autodiff", "eigen")  # strided: no shift
     assert _plan((8, 6, 12, 12), (16, 6, 3, 3)) == Plan("lax", "toeplitz", "eigen")    # 54 taps: no shift
-    assert _plan((8, 1, 1024), (16, 1, 9)) == Plan("shift", "shift", "autodiff")       # 1D first layer
+    assert _plan((8, 1, 1024), (16, 1, 9)) == Plan("shift", "shift", "lax")            # 1D first layer
+    assert _plan((8, 2, 4000), (32, 2, 11)) == Plan("shift", "lax", "lax")
+    assert _plan((4, 1, 32, 32, 32), (16, 1, 3, 3, 3)) == Plan("shift", "lax", "autodiff")  # 3D: autodiff dw
     # Grouped (not depthwise) 1D/2D, up to 32 groups: group by group, each by the ungrouped row.
     assert _plan((8, 64, 32, 32), (64, 16, 3, 3), groups=4) == Plan("lax", "eigen", "eigen", per_group=True)
     assert _plan((8, 64, 32, 32), (64, 32, 3, 3), groups=2) == Plan("eigen", per_group=True)
