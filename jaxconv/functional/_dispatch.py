@@ -54,7 +54,7 @@ and keeps forward-mode differentiation available)::
                                                         toeplitz    eigen
     cpu          2D                            eigen if cin/g >= 16 and max(C_in, C_out) > 16, else lax
                                                         lax if strided or transposed, else eigen
-                                                                    gemm if grouped or transposed, else eigen
+                                                                    gemm if grouped or transposed with a stride, else eigen
 
 "Banded fit": groups = 1, not transposed, stride and dilation 1, max(C_in, C_out)
 <= 20 and the padded last spatial dim at most 6x the kernel's (the band's zeros
@@ -225,7 +225,14 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
 * Weight gradient of grouped and transposed convs: XLA's (batch-grouped)
   weight-gradient convolution is pathological: 3x3 g4 64->64 2685 (lax) /
   2910 (eigen) vs 136 (gemm); transposed 4x4 s2 64->32 583 vs 43 (gemm);
-  conv1d k5 g4 20.4 vs 8.0 (a later, less loaded run).
+  conv1d k5 g4 20.4 vs 8.0 (a later, less loaded run). A stride-1 transposed
+  conv's weight gradient is an ordinary convolution's (no inserted zeros) and
+  eigen's beats the GEMMs on every shape measured (2026-12-02, ms, gemm ->
+  eigen, batch 16, 3x3 p1 unless noted): 1->64 56x56 98-100 -> 7.4-9.0, 3->32
+  32x32 7.5-10 -> 1.4-1.9, 8->32 32x32 5.5-9.5 -> 2.1-3.1, 16->32 32x32 8.8-10.5
+  -> 4.4-6.7, 64->64 16x16 7.3-9.3 -> 3.6-5.6, 32->8 5x5 p2 16x16 3.8-4.2 ->
+  2.2-2.5, 4->16 5x5 p2 28x28 3.8-5.5 -> 1.2-2.0; fwd+bwd of the plan 107.5 ->
+  26.5 for the first, 1.1-1.9x for the others.
   Elsewhere eigen's weight gradient beats the per-offset GEMMs (mnist conv2
   104 vs 260, 1x1 18 vs 32, 5x5 101 vs 335), whose long-contraction
   (O x C) dots run far below GEMM speed.
@@ -361,7 +368,8 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
     forward = "eigen" if ynn and cin_per_group >= MIN_EIGEN_CHANNELS else "lax"
     strided = any(s > 1 for s in spec.stride)
     dx = "lax" if strided or spec.transposed else "eigen"
-    dw = "gemm" if gemm_dw else "eigen"
+    # Stride-1 transposed: an ordinary weight-gradient convolution (module docstring, "Weight gradient").
+    dw = "gemm" if grouped or (spec.transposed and strided) else "eigen"
     if _toeplitz_fits(spec, w_shape, x_shape, channels_last):
         dx = "toeplitz"
         if ynn and forward == "lax" and _toeplitz_fits(spec, w_shape, x_shape, channels_last,

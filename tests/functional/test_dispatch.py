@@ -78,7 +78,9 @@ def test_cpu_decision_table():
                  transposed=True) == Plan("subpixel")
     assert _plan((8, 64, 16, 16), (64, 32, 3, 3), stride=2, dilation=2, transposed=True) == Plan("subpixel")
     assert _plan((8, 64, 16, 16), (64, 32, 3, 3), stride=2, dilation=3, transposed=True) == Plan("eigen", "lax", "gemm")
-    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), padding=1, transposed=True) == Plan("eigen", "lax", "gemm")
+    # Stride-1 transposed: an ordinary weight-gradient convolution, eigen's.
+    assert _plan((8, 64, 16, 16), (64, 32, 3, 3), padding=1, transposed=True) == Plan("eigen", "lax", "eigen")
+    assert _plan((8, 1, 56, 56), (1, 64, 3, 3), padding=1, transposed=True) == Plan("lax", "lax", "eigen")
     assert _plan((8, 64, 64), (64, 32, 4), stride=2, padding=1, transposed=True) == Plan("subpixel", "lax", "gemm")
     assert _plan((2, 32, 8, 8, 8), (32, 16, 3, 3, 3), stride=2, padding=1, output_padding=1,
                  transposed=True) == Plan("subpixel", "lax", "gemm")

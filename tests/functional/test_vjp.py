@@ -41,6 +41,7 @@ LAYERS = [
     ("conv2d", (2, 6, 10, 10), (4, 6, 3, 3), dict(padding=1)),  # lax forward, toeplitz dx
     ("conv2d", (2, 4, 7, 7), (8, 1, 3, 3), dict(padding=1, groups=4, stride=2)),  # depthwise: shift rules
     ("conv1d", (2, 2, 13), (5, 2, 4), dict(padding=2, dilation=2)),  # shift forward and dx, lax dw
+    ("conv_transpose2d", (2, 3, 6, 5), (3, 4, 3, 3), dict(padding=1, dilation=(1, 2))),  # stride 1: eigen dw
 ]
 
 
