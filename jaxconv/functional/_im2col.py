@@ -185,6 +185,13 @@ def conv(x: jnp.ndarray, w: jnp.ndarray, spec: ConvSpec, channels_last: bool) ->
         cols_NKBC = patches(x, kernel, spec.stride, spec.dilation, spec.padding, axis=1)
         blocks = cols_NKBC.shape[2:2 + nd]
         n = cols_NKBC.shape[0]
+        if g == 1:
+            # One plain GEMM (N*L, K*C) @ (K*C, O). With the einsum below XLA transposed the
+            # columns and the result around it (1x1 s2 64->128 56x56 b16 channels-last:
+            # forward 14.9 -> 4.8 ms).
+            cols_LKC = jnp.moveaxis(cols_NKBC, 1, 1 + nd).reshape(n * math.prod(blocks), K * c_in_g)
+            w_KCO = w_GOCK[0].transpose(2, 1, 0).reshape(K * c_in_g, c_out)
+            return (cols_LKC @ w_KCO).reshape(n, *blocks, c_out)
         cols = cols_NKBC.reshape(n, K, math.prod(blocks), g, c_in_g)
         y_NLGO = jnp.einsum("nklgc,gock->nlgo", cols, w_GOCK)
         return y_NLGO.reshape(n, *blocks, c_out)
