@@ -5,8 +5,8 @@
     python -m benchmarks.ops --rules    # per-direction table (forward, input grad, weight grad
                                         # per rule) that backs _dispatch's decision table
 
-"fwd+bwd" is one jitted call returning the gradients of ``sum(y * dy)`` w.r.t.
-input and weight (PyTorch: forward + ``autograd.grad``). Numbers in the tables
+"fwd+bwd" is one jitted call returning ``y`` and the gradients of ``sum(y * dy)``
+w.r.t. input and weight (PyTorch: forward + ``autograd.grad``). Numbers in the tables
 are speedups over PyTorch measured in the same run (>1: faster than PyTorch).
 """
 
@@ -55,6 +55,9 @@ SHAPES = [
     Shape("conv1d k5 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 64, 5), (("padding", 2),)),
     Shape("conv1d k5 g4 64->64 L256 b32", "conv1d", (32, 64, 256), (64, 16, 5),
           (("padding", 2), ("groups", 4))),
+    Shape("conv1d k11 2->32 L4000 b16", "conv1d", (16, 2, 4000), (32, 2, 11), (("padding", 5),)),
+    Shape("transposed 3x3 s1 16->32 32x32 b16", "conv_transpose2d", (16, 16, 32, 32), (16, 32, 3, 3),
+          (("padding", 1),)),
 ]
 
 
@@ -67,6 +70,14 @@ def arrays(shape: Shape, seed: int = 0):
     return x, w, dy
 
 
+def _output_and_grads(f, dy, *args):
+    """``f(*args)`` and the gradients of ``sum(f(*args) * dy)``, as PyTorch's forward +
+    ``autograd.grad``. Returning only the gradients would let XLA drop the forward
+    convolution, whose output those gradients do not read."""
+    y, vjp = jax.vjp(f, *args)
+    return y, vjp(dy)
+
+
 def jax_fns(shape: Shape, impl: str):
     """Jitted forward, fwd+bwd, input-grad-only and weight-grad-only calls for ``impl``."""
     op = getattr(F, shape.op)
@@ -76,7 +87,7 @@ def jax_fns(shape: Shape, impl: str):
         return op(x, w, **kw, impl=impl)
 
     fwd = jax.jit(f)
-    both = jax.jit(lambda x, w, dy: jax.vjp(f, x, w)[1](dy))
+    both = jax.jit(lambda x, w, dy: _output_and_grads(f, dy, x, w))
     dx = jax.jit(lambda x, w, dy: jax.vjp(lambda x_: f(x_, w), x)[1](dy)[0])
     dw = jax.jit(lambda x, w, dy: jax.vjp(lambda w_: f(x, w_), w)[1](dy)[0])
     return fwd, both, dx, dw
@@ -117,7 +128,7 @@ def flax_fns(shape: Shape, x, w, dy):
     dy_cl = jnp.asarray(np.moveaxis(dy, 1, -1))
     params = {"params": {"kernel": jnp.asarray(np.moveaxis(w, (0, 1), (-1, -2)))}}
     fwd = jax.jit(lambda p, x_: conv.apply(p, x_))
-    both = jax.jit(lambda p, x_, d: jax.vjp(lambda p_, xx: conv.apply(p_, xx), p, x_)[1](d))
+    both = jax.jit(lambda p, x_, d: _output_and_grads(conv.apply, d, p, x_))
     return (fwd, (params, x_cl)), (both, (params, x_cl, dy_cl))
 
 
