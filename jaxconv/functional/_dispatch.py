@@ -172,7 +172,7 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   (2026-12-02, batch 16, forward ms before -> after, eigen alongside: 64->8 s2
   56x56 7.6 -> 1.8 (1.9-3.5); 64->128 s2 56x56 17.2 -> 4.9 (2.9-3.1); 64->128
   32x32 8.7 -> 3.0 (3.7-4.0); 256->64 14x14 4.3 -> 1.5 (1.5-2.3); its fwd+bwd
-  beats eigen's on all six shapes measured, 2.3-12.2 vs 4.0-22.1).
+  beats eigen's on all six shapes measured, 3.0-10.7 vs 4.0-21.7 ms).
 
 * Grouped convs, group by group vs as one grouped convolution (the plan of
   the rows below), quiet machine, speed over PyTorch, forward / fwd+bwd
