@@ -237,8 +237,8 @@ only ratios within a row mean anything; BENCHMARKS.md has the latest run):
   eigen, batch 16, 3x3 p1 unless noted): 1->64 56x56 98-100 -> 7.4-9.0, 3->32
   32x32 7.5-10 -> 1.4-1.9, 8->32 32x32 5.5-9.5 -> 2.1-3.1, 16->32 32x32 8.8-10.5
   -> 4.4-6.7, 64->64 16x16 7.3-9.3 -> 3.6-5.6, 32->8 5x5 p2 16x16 3.8-4.2 ->
-  2.2-2.5, 4->16 5x5 p2 28x28 3.8-5.5 -> 1.2-2.0; fwd+bwd of the plan 107.5 ->
-  26.5 for the first, 1.1-1.9x for the others.
+  2.2-2.5, 4->16 5x5 p2 28x28 3.8-5.5 -> 1.2-2.0; both gradients of the plan
+  (without the forward) 107.5 -> 26.5 for the first, 1.1-2.1x for the others.
   Elsewhere eigen's weight gradient beats the per-offset GEMMs (mnist conv2
   104 vs 260, 1x1 18 vs 32, 5x5 101 vs 335), whose long-contraction
   (O x C) dots run far below GEMM speed.
