@@ -367,14 +367,14 @@ def _cpu_plan(spec: ConvSpec, w_shape: Sequence[int] | None,
         if spec.nd == 2 and spec.groups == 1:
             return Plan("subpixel")  # its autodiff runs eigen-form stride-1 convolutions
         return Plan("subpixel", "lax", "gemm")
-    gemm_dw = spec.transposed or grouped
     if spec.nd != 2:                               # no YNNPACK outside 2D
-        return Plan("lax", "autodiff", "gemm") if gemm_dw else Plan("lax")
+        return Plan("lax", "autodiff", "gemm") if spec.transposed or grouped else Plan("lax")
     ynn = channels > YNN_MIN_CHANNELS
     forward = "eigen" if ynn and cin_per_group >= MIN_EIGEN_CHANNELS else "lax"
     strided = any(s > 1 for s in spec.stride)
     dx = "lax" if strided or spec.transposed else "eigen"
-    # Stride-1 transposed: an ordinary weight-gradient convolution (module docstring, "Weight gradient").
+    # Stride-1 transposed: an ordinary weight-gradient convolution (module docstring,
+    # "Weight gradient of grouped and transposed convs").
     dw = "gemm" if grouped or (spec.transposed and strided) else "eigen"
     if _toeplitz_fits(spec, w_shape, x_shape, channels_last):
         dx = "toeplitz"
