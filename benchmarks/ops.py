@@ -4,6 +4,14 @@
     python -m benchmarks.ops --quick    # fewer rounds, mnist shapes only
     python -m benchmarks.ops --rules    # per-direction table (forward, input grad, weight grad
                                         # per rule) that backs _dispatch's decision table
+    python -m benchmarks.ops --channels-last   # both frameworks on channels-last data
+
+With ``--channels-last`` jaxconv's ops take ``(N, *spatial, C)`` data
+(``channels_last=True``) and PyTorch's 2D ops take ``torch.channels_last``
+tensors (oneDNN's native layout; PyTorch has no channels-last 1D tensors, so its
+1D ops stay contiguous); it writes its own section. The default measures what a
+port gets without changing layouts: NCHW data, which XLA:CPU transposes around
+each convolution.
 
 "fwd+bwd" is one jitted call returning ``y`` and the gradients of ``sum(y * dy)``
 w.r.t. input and weight (PyTorch: forward + ``autograd.grad``). Numbers in the tables
@@ -78,13 +86,19 @@ def _output_and_grads(f, dy, *args):
     return y, vjp(dy)
 
 
-def jax_fns(shape: Shape, impl: str):
-    """Jitted forward, fwd+bwd, input-grad-only and weight-grad-only calls for ``impl``."""
+def channels_last(a):
+    """An ``(N, C, *spatial)`` array as ``(N, *spatial, C)``."""
+    return np.ascontiguousarray(np.moveaxis(a, 1, -1))
+
+
+def jax_fns(shape: Shape, impl: str, cl: bool = False):
+    """Jitted forward, fwd+bwd, input-grad-only and weight-grad-only calls for ``impl``;
+    ``cl``: the data channels-last."""
     op = getattr(F, shape.op)
     kw = shape.kwargs
 
     def f(x, w):
-        return op(x, w, **kw, impl=impl)
+        return op(x, w, **kw, impl=impl, channels_last=cl)
 
     fwd = jax.jit(f)
     both = jax.jit(lambda x, w, dy: _output_and_grads(f, dy, x, w))
@@ -93,15 +107,17 @@ def jax_fns(shape: Shape, impl: str):
     return fwd, both, dx, dw
 
 
-def torch_fns(shape: Shape, x, w, dy):
+def torch_fns(shape: Shape, x, w, dy, cl: bool = False):
+    """``cl``: 2D data and weights in ``torch.channels_last`` memory format."""
     import torch
     import torch.nn.functional as tF
 
     op = getattr(tF, shape.op)
     kw = shape.kwargs
-    tx = torch.tensor(x, requires_grad=True)
-    tw = torch.tensor(w, requires_grad=True)
-    tdy = torch.tensor(dy)
+    fmt = torch.channels_last if cl and len(shape.x) == 4 else torch.contiguous_format
+    tx = torch.tensor(x).to(memory_format=fmt).requires_grad_()
+    tw = torch.tensor(w).to(memory_format=fmt).requires_grad_()
+    tdy = torch.tensor(dy).to(memory_format=fmt)
 
     def fwd():
         with torch.no_grad():
@@ -124,8 +140,8 @@ def flax_fns(shape: Shape, x, w, dy):
     pad = kw.get("padding", 0)
     conv = nn.Conv(shape.w[0], shape.w[2:], strides=kw.get("stride", 1), padding=[(pad, pad)] * nd,
                    feature_group_count=kw.get("groups", 1), use_bias=False)
-    x_cl = jnp.asarray(np.moveaxis(x, 1, -1))
-    dy_cl = jnp.asarray(np.moveaxis(dy, 1, -1))
+    x_cl = jnp.asarray(channels_last(x))
+    dy_cl = jnp.asarray(channels_last(dy))
     params = {"params": {"kernel": jnp.asarray(np.moveaxis(w, (0, 1), (-1, -2)))}}
     fwd = jax.jit(lambda p, x_: conv.apply(p, x_))
     both = jax.jit(lambda p, x_, d: _output_and_grads(conv.apply, d, p, x_))
@@ -140,17 +156,17 @@ def ms(t: float) -> str:
     return f"{t * 1e3:.1f}"
 
 
-def speed_table(shapes, impls, rounds: int) -> str:
+def speed_table(shapes, impls, rounds: int, cl: bool = False) -> str:
     head = ["shape", "torch fwd ms"] + [f"{i} fwd" for i in impls] + ["flax fwd", "torch fwd+bwd ms"] + \
         [f"{i} fwd+bwd" for i in impls] + ["flax fwd+bwd"]
     rows = []
     for shape in shapes:
         x, w, dy = arrays(shape)
-        jx, jw, jdy = map(jnp.asarray, (x, w, dy))
-        t_fwd, t_both = torch_fns(shape, x, w, dy)
+        jx, jw, jdy = map(jnp.asarray, (channels_last(x), w, channels_last(dy)) if cl else (x, w, dy))
+        t_fwd, t_both = torch_fns(shape, x, w, dy, cl)
         cands = {"torch fwd": (t_fwd, ()), "torch both": (t_both, ())}
         for impl in impls:
-            fwd, both, _, _ = jax_fns(shape, impl)
+            fwd, both, _, _ = jax_fns(shape, impl, cl)
             cands[f"{impl} fwd"] = (fwd, (jx, jw))
             cands[f"{impl} both"] = (both, (jx, jw, jdy))
         fl = flax_fns(shape, x, w, dy)
@@ -191,6 +207,8 @@ def main(argv=None) -> None:
     ap.add_argument("--impls", default="lax,auto,im2col")
     ap.add_argument("--plans", default="lax,eigen,lax/lax/gemm,eigen/autodiff/gemm")
     ap.add_argument("--only", default=None, help="comma-separated substrings of shape names")
+    ap.add_argument("--channels-last", action="store_true",
+                    help="channels-last data for both frameworks (its own BENCHMARKS.md section)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
     shapes = SHAPES[:2] if args.quick else SHAPES
@@ -202,9 +220,10 @@ def main(argv=None) -> None:
         body += "\n" + rules_table(shapes, args.plans.split(","), rounds)
         section = "rules"
     else:
-        body = common.header("Conv ops: speedup over PyTorch eager, same run (>1x = faster)")
-        body += "\n" + speed_table(shapes, args.impls.split(","), rounds)
-        section = "ops"
+        layout = ", channels-last data" if args.channels_last else ""
+        body = common.header(f"Conv ops{layout}: speedup over PyTorch eager, same run (>1x = faster)")
+        body += "\n" + speed_table(shapes, args.impls.split(","), rounds, args.channels_last)
+        section = "ops-channels-last" if args.channels_last else "ops"
     print(body)
     if not args.no_write:
         common.write_section(section + ("-quick" if args.quick else ""), body)
