@@ -211,6 +211,8 @@ def main(argv=None) -> None:
                     help="channels-last data for both frameworks (its own BENCHMARKS.md section)")
     ap.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md alone")
     args = ap.parse_args(argv)
+    if args.rules and args.channels_last:
+        ap.error("--channels-last applies to the speed table; --rules measures channels-first data only")
     shapes = SHAPES[:2] if args.quick else SHAPES
     if args.only:
         shapes = [s for s in SHAPES if any(o in s.name for o in args.only.split(","))]
